@@ -1,0 +1,295 @@
+"""The ``hpo`` command line.
+
+Thin by design: each command resolves its settings, calls one function of
+the package and prints. Commands that only read the database import neither
+TensorFlow nor plotly, so they answer in well under two seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hpo.errors import HpoError
+from hpo.storage import redact
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo.config import StudyConfig
+
+app = typer.Typer(
+    name="hpo",
+    help="Hyperparameter optimization for transfer-learning image classifiers (macro F1).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="SQLAlchemy URL (default: $HPO_STORAGE, the study file, sqlite:///storage/hpo.db).",
+        show_default=False,
+    ),
+]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _open(storage: str | None, file_value: str | None = None, *, heartbeat: bool = False) -> Any:
+    from hpo.storage import open_storage, resolve_url
+
+    return open_storage(resolve_url(storage, file_value), heartbeat=heartbeat)
+
+
+def _load_config(path: Path, **overrides: Any) -> StudyConfig:
+    from hpo.config import load_config
+
+    config = load_config(path)
+    if any(v is not None for v in overrides.values()):
+        config = config.with_overrides(**overrides)
+    return config
+
+
+# --------------------------------------------------------------------------
+# run
+
+
+@app.command()
+def run(
+    study_file: Annotated[Path, typer.Argument(help="YAML study file.")],
+    trials: Annotated[
+        int | None, typer.Option("--trials", "-n", help="Trials to add (default: budget.trials).")
+    ] = None,
+    sampler: Annotated[
+        str | None, typer.Option("--sampler", help="tpe, gp, gpyopt or random.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = None,
+    storage: StorageOpt = None,
+    study_name: Annotated[
+        str | None, typer.Option("--study-name", help="Override study.name.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop starting trials after SECONDS.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+) -> None:
+    """Run (or resume) a study in this process: each run adds trials."""
+    if trials is not None and trials < 1:
+        raise HpoError(f"--trials: must be at least 1, got {trials}")
+    if timeout is not None and timeout <= 0:
+        raise HpoError(f"--timeout: must be positive, got {timeout}")
+    config = _load_config(
+        study_file,
+        trials=trials,
+        sampler=sampler,
+        seed=seed,
+        storage=storage,
+        study_name=study_name,
+        timeout=timeout,
+    )
+    from hpo.controller import make_study
+
+    store = _open(storage, config.storage, heartbeat=True)
+    study = make_study(config, store)
+    n = config.budget.trials
+    from hpo.progress import RunProgress
+
+    t0 = time.perf_counter()
+    with RunProgress(study, n_trials=n, config=config, console=console, enabled=not quiet) as prog:
+        from hpo.worker import run_worker
+
+        summary = run_worker(
+            config,
+            study,
+            n_trials=n,
+            timeout=config.budget.timeout,
+            on_epoch=prog.on_epoch,
+            callbacks=[prog.on_trial],
+        )
+    elapsed = time.perf_counter() - t0
+    _print_run_summary(study, summary.states, elapsed)
+
+
+def _print_run_summary(study: optuna.Study, states: dict[str, int], elapsed: float) -> None:
+    from hpo.summary import best_trial_or_none
+
+    done = ", ".join(f"{k.lower()} {v}" for k, v in sorted(states.items())) or "none"
+    console.print(f"[bold]{study.study_name}[/]: this run {done} in {elapsed:.1f} s")
+    best = best_trial_or_none(study)
+    if best is None:
+        console.print("no completed trial yet")
+        return
+    console.print(f"best macro F1 {best.value:.4f} (trial {best.number})")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("parameter")
+    table.add_column("value")
+    for k, v in best.params.items():
+        table.add_row(k, _fmt(v))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------
+# read-only commands
+
+
+@app.command()
+def studies(
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the studies in the storage."""
+    from hpo.summary import list_studies
+
+    rows = list_studies(_open(storage))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("no studies")
+        return
+    table = Table(header_style="bold")
+    for col in (
+        "study",
+        "complete",
+        "pruned",
+        "failed",
+        "running",
+        "best F1",
+        "sampler",
+        "backbone",
+    ):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            str(r["complete"]),
+            str(r["pruned"]),
+            str(r["fail"]),
+            str(r["running"]),
+            _fmt(r["best_value"]),
+            r["sampler"] or "-",
+            r["backbone"] or "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show a study's progress: trials by state, best F1, running trials."""
+    from hpo.controller import load_existing
+    from hpo.summary import study_status
+
+    info = study_status(load_existing(_open(storage), name))
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    console.print(f"[bold]{info['name']}[/]  sampler {info['sampler']}  pruner {info['pruner']}")
+    states = "  ".join(f"{k.lower()} {v}" for k, v in info["states"].items())
+    console.print(f"trials: {info['n_trials']}  ({states})")
+    if info["dataset"]:
+        ds = info["dataset"]
+        counts = ", ".join(f"{k} {v}" for k, v in ds.get("class_counts", {}).items())
+        console.print(
+            f"dataset: {ds.get('source')} sha256 {str(ds.get('sha256'))[:12]}  ({counts})"
+        )
+    if info["best_value"] is not None:
+        console.print(f"best macro F1 {info['best_value']:.4f} (trial {info['best_trial']})")
+    if info["train_seconds"]:
+        console.print(f"training time: {info['train_seconds']:.1f} s in total")
+    if info["running"]:
+        table = Table(title="running", header_style="bold")
+        for col in ("trial", "worker", "device", "epoch", "last F1", "started"):
+            table.add_column(col)
+        for r in info["running"]:
+            table.add_row(
+                str(r["number"]),
+                r["worker"] or "-",
+                r["device"] or "-",
+                str(r["epoch"] if r["epoch"] is not None else "-"),
+                _fmt(r["last_f1"]),
+                str(r["started"])[:19],
+            )
+        console.print(table)
+
+
+@app.command()
+def best(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the best trial: parameters, macro F1 and per-class F1."""
+    from hpo.controller import load_existing
+    from hpo.summary import best_summary
+
+    info = best_summary(load_existing(_open(storage), name))
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    console.print(f"[bold]{name}[/] best trial {info['number']}: macro F1 {info['value']:.4f}")
+    table = Table(header_style="bold")
+    table.add_column("parameter")
+    table.add_column("value")
+    for k, v in info["params"].items():
+        table.add_row(k, _fmt(v))
+    console.print(table)
+    if info["metrics"]:
+        console.print("  ".join(f"{k} {_fmt(v)}" for k, v in info["metrics"].items()))
+    if info["f1_per_class"]:
+        table = Table(header_style="bold")
+        table.add_column("class")
+        table.add_column("F1")
+        table.add_column("val images")
+        for row in info["f1_per_class"]:
+            table.add_row(row["class"], f"{row['f1']:.4f}", str(row.get("support", "-")))
+        console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        app(args=argv, standalone_mode=False)
+    except HpoError as exc:
+        err_console.print(f"error: {redact(str(exc))}", markup=False, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and aborts
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

@@ -1,0 +1,363 @@
+"""The study file: its schema, loading and validation.
+
+A study file is YAML read with ``yaml.safe_load`` and validated by pydantic
+models that forbid unknown keys. Every problem becomes one ``ConfigError``
+line naming the file, the field path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from hpo.errors import ConfigError
+
+BACKBONES = (
+    "small_cnn",
+    "mobilenet_v2",
+    "resnet50",
+    "vgg16",
+    "efficientnet_b0",
+    "densenet121",
+)
+SAMPLERS = ("tpe", "gp", "gpyopt", "random")
+PRUNERS = ("none", "median", "hyperband", "successive_halving")
+METRICS = ("macro_f1", "weighted_f1", "accuracy", "balanced_accuracy")
+
+# The hyperparameters the trainer understands, with the value used when the
+# search space leaves one out.
+HYPERPARAMETER_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "dropout": 0.2,
+    "dense_units": 128,
+    "l1": 0.0,
+    "l2": 0.0,
+    "batch_size": 32,
+    "unfrozen_layers": 0,
+    "finetune_lr_factor": 0.1,
+    "optimizer": "adam",
+}
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+
+_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+
+Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]  # noqa: UP007
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudySection(_Model):
+    name: StrictStr
+    description: StrictStr = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip() or not _NAME_RE.match(v):
+            raise ValueError("must be 1 to 128 printable characters")
+        return v
+
+
+class DatasetSection(_Model):
+    source: Literal["digits", "directory", "npz"]
+    path: StrictStr | None = None
+    image_size: StrictInt | tuple[StrictInt, StrictInt] = 32
+    channels: Literal[1, 3] = 3
+    groups: StrictStr | None = None
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    split_seed: StrictInt = 42
+    on_corrupt: Literal["error", "skip"] = "error"
+    max_per_class: StrictInt | None = Field(None, ge=2)
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
+        sides = (v, v) if isinstance(v, int) else v
+        if any(s < 8 or s > 1024 for s in sides):
+            raise ValueError("each side must be between 8 and 1024 pixels")
+        return v
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> DatasetSection:
+        if self.source in ("directory", "npz") and not self.path:
+            raise ValueError(f"source '{self.source}' needs 'path'")
+        if self.source == "digits" and self.path:
+            raise ValueError("source 'digits' takes no 'path'")
+        if self.groups and self.source != "directory":
+            raise ValueError("'groups' applies only to source 'directory'")
+        return self
+
+    @property
+    def size(self) -> tuple[int, int]:
+        s = self.image_size
+        return (s, s) if isinstance(s, int) else (s[0], s[1])
+
+
+class ModelSection(_Model):
+    backbone: StrictStr
+    weights: StrictStr | None = None
+    pooling: Literal["avg", "max"] = "avg"
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, v: str) -> str:
+        if v not in BACKBONES:
+            raise ValueError(f"unknown backbone '{v}'; allowed: {', '.join(BACKBONES)}")
+        return v
+
+    @property
+    def resolved_weights(self) -> str | None:
+        """``"imagenet"``, a local file path, or None for random initialisation."""
+        if self.weights is None:
+            return None if self.backbone == "small_cnn" else "imagenet"
+        if self.weights.lower() in ("none", "null", ""):
+            return None
+        return self.weights
+
+    @model_validator(mode="after")
+    def _weights(self) -> ModelSection:
+        w = self.resolved_weights
+        if self.backbone == "small_cnn" and w == "imagenet":
+            raise ValueError("small_cnn has no ImageNet weights; use 'none' or a weights file")
+        return self
+
+
+class TrainingSection(_Model):
+    head_epochs: StrictInt = Field(5, ge=1, le=1000)
+    finetune_epochs: StrictInt = Field(0, ge=0, le=1000)
+    class_weights: Literal["balanced", "none"] = "balanced"
+    seed: StrictInt = 0
+    trial_timeout: float | None = Field(None, gt=0)
+    augment: StrictBool = False
+    mixed_precision: Literal["off", "float16", "bfloat16"] = "off"
+
+
+class ParamSpec(_Model):
+    type: Literal["float", "int", "categorical"]
+    low: StrictInt | StrictFloat | None = None
+    high: StrictInt | StrictFloat | None = None
+    log: StrictBool = False
+    step: StrictInt | StrictFloat | None = None
+    choices: list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        if self.type == "categorical":
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError("categorical takes only 'choices'")
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty list of 'choices'")
+            if len({repr(c) for c in self.choices}) != len(self.choices):
+                raise ValueError("categorical 'choices' must be unique")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"{self.type} takes 'low' and 'high', not 'choices'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs both 'low' and 'high'")
+        for v in (self.low, self.high):
+            if not math.isfinite(v):
+                raise ValueError("'low' and 'high' must be finite numbers")
+        if self.type == "int":
+            for key in ("low", "high", "step"):
+                val = getattr(self, key)
+                if val is not None and not isinstance(val, int):
+                    raise ValueError(f"int '{key}' must be an integer, got {val!r}")
+        if not self.low < self.high:
+            raise ValueError(f"'low' ({self.low}) must be less than 'high' ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs 'low' > 0, got {self.low}")
+        if self.step is not None:
+            if self.step <= 0:
+                raise ValueError(f"'step' must be positive, got {self.step}")
+            if self.log:
+                raise ValueError("'step' and 'log: true' cannot be combined")
+            if self.step > self.high - self.low:
+                raise ValueError(f"'step' ({self.step}) is larger than the range")
+        return self
+
+
+ParamEntry = Annotated[ParamSpec | Scalar, Field(union_mode="left_to_right")]
+
+
+class SamplerSection(_Model):
+    name: StrictStr = "tpe"
+    seed: StrictInt | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{v}'; allowed: {', '.join(SAMPLERS)}")
+        return v
+
+
+class PrunerSection(_Model):
+    name: StrictStr = "none"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v not in PRUNERS:
+            raise ValueError(f"unknown pruner '{v}'; allowed: {', '.join(PRUNERS)}")
+        return v
+
+
+class ObjectiveSection(_Model):
+    metric: Literal["macro_f1", "weighted_f1", "accuracy", "balanced_accuracy"] = "macro_f1"
+
+
+class BudgetSection(_Model):
+    trials: StrictInt = Field(20, ge=1)
+    timeout: float | None = Field(None, gt=0)
+
+
+class StudyConfig(_Model):
+    """A validated study file."""
+
+    study: StudySection
+    dataset: DatasetSection
+    model: ModelSection
+    training: TrainingSection = Field(default_factory=lambda: TrainingSection())
+    search_space: dict[StrictStr, ParamEntry] = Field(default_factory=dict)
+    objective: ObjectiveSection = Field(default_factory=lambda: ObjectiveSection())
+    sampler: SamplerSection = Field(default_factory=lambda: SamplerSection())
+    pruner: PrunerSection = Field(default_factory=lambda: PrunerSection())
+    budget: BudgetSection = Field(default_factory=lambda: BudgetSection())
+    storage: StrictStr | None = None
+
+    @field_validator("search_space")
+    @classmethod
+    def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if name not in HYPERPARAMETER_DEFAULTS:
+                raise ValueError(
+                    f"unknown hyperparameter '{name}'; allowed: "
+                    + ", ".join(HYPERPARAMETER_DEFAULTS)
+                )
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict that ``StudyConfig.model_validate`` reads back."""
+        return self.model_dump(mode="json")
+
+    def with_overrides(self, **changes: Any) -> StudyConfig:
+        """Apply command-line overrides (``trials``, ``sampler``, ``seed``, ...)."""
+        data = self.to_dict()
+        if changes.get("study_name") is not None:
+            data["study"]["name"] = changes["study_name"]
+        if changes.get("trials") is not None:
+            data["budget"]["trials"] = changes["trials"]
+        if changes.get("timeout") is not None:
+            data["budget"]["timeout"] = changes["timeout"]
+        if changes.get("sampler") is not None:
+            data["sampler"] = {
+                "name": changes["sampler"],
+                "seed": data["sampler"]["seed"],
+                "options": {},
+            }
+            if changes["sampler"] == self.sampler.name:
+                data["sampler"]["options"] = self.sampler.options
+        if changes.get("seed") is not None:
+            data["sampler"]["seed"] = changes["seed"]
+        if changes.get("storage") is not None:
+            data["storage"] = changes["storage"]
+        return validate_config(data, source="command line")
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if not _is_union_tag(p))
+    msg = str(err.get("msg", "invalid"))
+    msg = msg.removeprefix("Value error, ")
+    inp = err.get("input")
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    elif kind == "missing":
+        msg = "required field is missing"
+    elif kind.startswith("literal_error") or kind.endswith("_type") or kind.endswith("_parsing"):
+        msg = f"{msg}, got {inp!r}"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (
+        part in ("ParamSpec", "function-after[_check(), ParamSpec]")
+        or part.startswith(("function-", "json-or-python", "nullable["))
+        or part in ("bool", "int", "float", "str", "none")
+        or "Strict" in part
+    )
+
+
+def validate_config(data: Any, *, source: str = "study file") -> StudyConfig:
+    """Validate a parsed study file; raise ``ConfigError`` with the first problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        config = StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        best = _pick_error(errors)
+        raise ConfigError(f"{source}: {_format_error(best)}") from None
+    from hpo.space import SearchSpace  # the space checks values against the trainer's ranges
+
+    try:
+        SearchSpace.from_config(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+def _pick_error(errors: list[Any]) -> dict[str, Any]:
+    # A search-space entry is a union (spec or constant); when the spec branch
+    # failed with a real message, report that instead of "not a string".
+    for e in errors:
+        if "search_space" in e.get("loc", ()) and e.get("type") == "value_error":
+            return dict(e)
+    for e in errors:
+        if "search_space" in e.get("loc", ()) and "ParamSpec" in [str(p) for p in e["loc"]]:
+            return dict(e)
+    return dict(errors[0])
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: study file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, expected a YAML study file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read study file ({exc.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{p}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{p}: study file is empty")
+    return validate_config(data, source=str(p))

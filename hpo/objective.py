@@ -1,0 +1,109 @@
+"""The objective: one Optuna trial -> one trained model -> validation score.
+
+Everything a report needs later is written on the trial here (metrics,
+per-class F1, confusion matrix, ROC curves, timing, host and device), because
+reports read the database and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hpo import attrs
+from hpo.errors import HpoError, TrialFailedError
+from hpo.space import SearchSpace
+
+if TYPE_CHECKING:
+    from hpo.config import StudyConfig
+    from hpo.data import Dataset
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    trial: int
+    epoch: int  # 0-based, across both phases
+    total_epochs: int
+    f1: float
+
+
+EpochListener = Callable[[EpochEvent], None]
+
+
+def _oom(exc: BaseException) -> bool:
+    name = exc.__class__.__name__
+    return name == "ResourceExhaustedError" or "out of memory" in str(exc).lower()
+
+
+class Objective:
+    """Callable for ``study.optimize``; holds the decoded dataset across trials."""
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        dataset: Dataset,
+        *,
+        worker: str | None = None,
+        device: str = "cpu",
+        on_epoch: EpochListener | None = None,
+    ) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.space = SearchSpace.from_config(config)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.device = device
+        self.on_epoch = on_epoch
+        self.total_epochs = config.training.head_epochs + config.training.finetune_epochs
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from hpo.training import clear_session, train_and_evaluate
+
+        t_start = time.perf_counter()
+        params = self.space.suggest(trial)
+        trial.set_user_attr(attrs.PARAMS_FULL, params)
+        trial.set_user_attr(attrs.HOST, socket.gethostname())
+        trial.set_user_attr(attrs.DEVICE, self.device)
+        trial.set_user_attr(attrs.WORKER, self.worker)
+
+        def report(step: int, f1: float) -> bool:
+            trial.report(f1, step)
+            if self.on_epoch is not None:
+                self.on_epoch(EpochEvent(trial.number, step, self.total_epochs, f1))
+            return bool(trial.should_prune())
+
+        try:
+            result = train_and_evaluate(self.config, self.dataset, params, reporter=report)
+        except HpoError:
+            raise  # the study itself is wrong (data, batch size): stop, don't retry
+        except TrialFailedError as exc:
+            trial.set_user_attr(attrs.FAIL_REASON, str(exc))
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            kind = "out of memory" if _oom(exc) else exc.__class__.__name__
+            reason = f"{kind}: {first}"
+            trial.set_user_attr(attrs.FAIL_REASON, reason)
+            raise TrialFailedError(reason) from exc
+        finally:
+            clear_session()
+
+        ev = result.evaluation
+        trial.set_user_attr(attrs.EPOCHS, result.epochs)
+        trial.set_user_attr(attrs.TRAIN_SECONDS, round(result.train_seconds, 4))
+        trial.set_user_attr(attrs.IMAGES_PER_SECOND, round(result.images_per_second, 2))
+        trial.set_user_attr(attrs.METRICS, ev.scalars())
+        trial.set_user_attr(attrs.F1_PER_CLASS, ev.f1_per_class)
+        trial.set_user_attr(attrs.CONFUSION, ev.confusion_matrix)
+        trial.set_user_attr(attrs.ROC_CURVES, ev.roc_curves)
+        overhead = time.perf_counter() - t_start - result.train_seconds
+        trial.set_user_attr(attrs.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
+        if result.pruned:
+            raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
+        value: Any = ev.scalars()[self.config.objective.metric]
+        return float(value)

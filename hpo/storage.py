@@ -1,0 +1,127 @@
+"""Storage URLs: resolution, redaction and opening Optuna's RDB storage.
+
+The URL is resolved in one place (command line > ``HPO_STORAGE`` > study file
+> default SQLite file) and never printed with its password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpo.errors import StorageError
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_STORAGE = "sqlite:///storage/hpo.db"
+ENV_VAR = "HPO_STORAGE"
+
+# Heartbeats let a worker on another host notice a dead one's RUNNING trial.
+HEARTBEAT_INTERVAL = 30
+GRACE_PERIOD = 90
+
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+_PASSWORD_RE = re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)")
+
+
+def resolve_url(cli: str | None = None, file_value: str | None = None) -> str:
+    """The storage URL to use, from the first of: flag, environment, study file, default."""
+    for value in (cli, os.environ.get(ENV_VAR), file_value):
+        if value:
+            return value
+    return DEFAULT_STORAGE
+
+
+def redact(text: str) -> str:
+    """Hide any password in a URL or in a message that quotes one."""
+    return _PASSWORD_RE.sub(r"\1***\2", text)
+
+
+def normalize_url(url: str) -> str:
+    """Validate a URL and pick the drivers hpo installs (psycopg 3, PyMySQL)."""
+    import sqlalchemy as sa
+
+    if url.startswith("grpc://"):
+        host, _, port = url.removeprefix("grpc://").rpartition(":")
+        if not host or not port.isdigit():
+            raise StorageError(f"storage: '{redact(url)}' must look like grpc://HOST:PORT")
+        return url
+    try:
+        parsed = sa.make_url(url)
+    except Exception:
+        raise StorageError(
+            f"storage: '{redact(url)}' is not a valid database URL; examples: "
+            "sqlite:///storage/hpo.db, postgresql://user@host:5432/db, mysql://user@host/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise StorageError(
+            f"storage: unsupported database '{backend}' in '{redact(url)}'; "
+            "use sqlite, postgresql or mysql"
+        )
+    if parsed.drivername in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return str(parsed.render_as_string(hide_password=False))
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several local processes share one file: wait for the lock, don't fail.
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True, "pool_recycle": 300}
+
+
+def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseStorage:
+    """Open (creating if needed) the storage, with heartbeats for workers.
+
+    With ``heartbeat`` a trial whose worker died is failed after the grace
+    period and re-queued once with the same parameters.
+    """
+    import warnings
+
+    import optuna
+    import sqlalchemy as sa
+
+    url = normalize_url(url)
+    if url.startswith("grpc://"):
+        from optuna.storages import GrpcStorageProxy
+
+        host, _, port = url.removeprefix("grpc://").rpartition(":")
+        return GrpcStorageProxy(host=host, port=int(port))
+    kwargs: dict[str, Any] = {"engine_kwargs": _engine_kwargs(url)}
+    if heartbeat:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        kwargs.update(
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+            heartbeat_stale_trial_callback=retry,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        raise StorageError(
+            f"storage: cannot reach '{redact(url)}': {redact(reason)[:200]}"
+        ) from None
+    except sa.exc.ArgumentError as exc:
+        raise StorageError(
+            f"storage: '{redact(url)}' is invalid: {redact(str(exc))[:200]}"
+        ) from None
+    except ModuleNotFoundError as exc:
+        raise StorageError(
+            f"storage: the database driver for '{redact(url)}' is not installed ({exc.name})"
+        ) from None

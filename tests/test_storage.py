@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo.errors import StorageError
+from hpo.storage import DEFAULT_STORAGE, normalize_url, open_storage, redact, resolve_url
+
+
+def test_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    assert resolve_url(None, None) == DEFAULT_STORAGE
+    assert resolve_url(None, "sqlite:///f.db") == "sqlite:///f.db"
+    monkeypatch.setenv("HPO_STORAGE", "sqlite:///env.db")
+    assert resolve_url(None, "sqlite:///f.db") == "sqlite:///env.db"
+    assert resolve_url("sqlite:///cli.db", "sqlite:///f.db") == "sqlite:///cli.db"
+
+
+def test_redact_hides_passwords() -> None:
+    url = "postgresql://hpo:s3cret@db:5432/hpo"
+    assert "s3cret" not in redact(url)
+    assert redact(url) == "postgresql://hpo:***@db:5432/hpo"
+    assert (
+        redact(f"cannot reach '{url}' now") == "cannot reach 'postgresql://hpo:***@db:5432/hpo' now"
+    )
+    assert redact("sqlite:///storage/hpo.db") == "sqlite:///storage/hpo.db"
+
+
+def test_plain_urls_get_installed_drivers(tmp_path) -> None:
+    assert normalize_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
+    assert normalize_url("mysql://u@h/db").startswith("mysql+pymysql://")
+    nested = tmp_path / "a" / "b" / "x.db"
+    normalize_url(f"sqlite:///{nested}")
+    assert nested.parent.is_dir()
+
+
+@pytest.mark.parametrize("url", ["not a url", "oracle://u@h/db", "grpc://nohostport"])
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(StorageError, match="storage"):
+        normalize_url(url)
+
+
+def test_unreachable_database_hides_password() -> None:
+    with pytest.raises(StorageError) as info:
+        open_storage("postgresql://hpo:topsecret@127.0.0.1:1/hpo")
+    assert "cannot reach" in str(info.value)
+    assert "topsecret" not in str(info.value)
+
+
+def test_storage_is_optuna_compatible(storage_url: str) -> None:
+    storage = open_storage(storage_url, heartbeat=True)
+    study = optuna.create_study(study_name="compat", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    again = optuna.load_study(study_name="compat", storage=storage_url)
+    assert len(again.trials) == 2
