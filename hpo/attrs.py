@@ -31,3 +31,4 @@ DEVICE = "device"  # "cpu" or "GPU:<index>"
 WORKER = "worker"  # "<host>:<pid>" or a launcher slot name
 FAIL_REASON = "fail_reason"
 PARAMS_FULL = "params_full"  # searched + fixed hyperparameters the trainer used
+SUGGEST_SECONDS = "suggest_seconds"  # time the sampler spent on this trial

@@ -34,7 +34,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err_console = Console(stderr=True)
 
 StorageOpt = Annotated[
     str | None,
@@ -107,8 +106,10 @@ def run(
         timeout=timeout,
     )
     from hpo.controller import make_study
+    from hpo.worker import prepare_dataset
 
     store = _open(storage, config.storage, heartbeat=True)
+    prepare_dataset(config)  # bad data fails here, before anything is stored
     study = make_study(config, store)
     n = config.budget.trials
     from hpo.progress import RunProgress
@@ -268,6 +269,108 @@ def best(
         console.print(table)
 
 
+# --------------------------------------------------------------------------
+# reports and campaigns
+
+
+@app.command()
+def report(
+    name: Annotated[str | None, typer.Argument(help="Study name.")] = None,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="Rebuild a sampler-comparison report.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file (default: reports/<name>.html).")
+    ] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Write a self-contained HTML report of a study or a campaign, from the database."""
+    if (name is None) == (campaign is None):
+        raise HpoError("report: give a study NAME or --campaign NAME (one of them)")
+    from hpo import reports
+
+    store = _open(storage)
+    if campaign is not None:
+        path = reports.write_campaign_report(store, campaign, out)
+    else:
+        from hpo.controller import load_existing
+
+        load_existing(store, str(name))
+        path = reports.write_study_report(store, str(name), out)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    study_file: Annotated[Path, typer.Argument(help="YAML study file.")],
+    samplers: Annotated[
+        str, typer.Option("--samplers", help="Comma-separated: tpe,gp,gpyopt,random.")
+    ] = "tpe,gp,gpyopt,random",
+    repeats: Annotated[int, typer.Option("--repeats", help="Seeds per sampler.")] = 3,
+    trials: Annotated[
+        int | None, typer.Option("--trials", "-n", help="Finished trials per study.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes per study.")] = 1,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="Campaign name (default: <study>-compare).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first repeat.")] = 0,
+    storage: StorageOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")] = False,
+) -> None:
+    """Run one study per sampler and seed as a campaign, then write the comparison report."""
+    from hpo.campaign import parse_samplers, run_campaign
+
+    names = parse_samplers(samplers)
+    if repeats < 1:
+        raise HpoError(f"--repeats: must be at least 1, got {repeats}")
+    if trials is not None and trials < 1:
+        raise HpoError(f"--trials: must be at least 1, got {trials}")
+    if workers < 1:
+        raise HpoError(f"--workers: must be at least 1, got {workers}")
+    config = _load_config(study_file, storage=storage)
+    n = trials or config.budget.trials
+    name = campaign or f"{config.study.name}-compare"
+    store = _open(storage, config.storage, heartbeat=True)
+
+    def run_member(cfg: StudyConfig, study: optuna.Study, remaining: int) -> None:
+        if workers > 1:
+            from hpo.launcher import launch_study
+
+            launch_study(cfg, storage_url=_storage_url(storage, cfg), gpus="none",
+                         workers_per_gpu=workers, trials=remaining, quiet=quiet)
+            return
+        from hpo.progress import RunProgress
+        from hpo.worker import run_worker
+
+        with RunProgress(study, n_trials=remaining, config=cfg, console=console,
+                         enabled=not quiet) as prog:
+            run_worker(cfg, study, n_trials=remaining, on_epoch=prog.on_epoch,
+                       callbacks=[prog.on_trial])
+
+    def announce(member: Any, remaining: int) -> None:
+        console.print(
+            f"[bold]{member.sampler}[/] repeat {member.repeat} (seed {member.seed}): "
+            f"{remaining} trial(s) to run in {member.study_name}"
+        )
+
+    run_campaign(
+        config, store, campaign=name, samplers=names, repeats=repeats, trials=n,
+        base_seed=seed, run_member=run_member, on_member=announce,
+    )
+    from hpo import reports
+
+    path = reports.write_campaign_report(store, name, out)
+    console.print(f"campaign {name}: wrote {path}")
+
+
+def _storage_url(cli_value: str | None, config: StudyConfig) -> str:
+    from hpo.storage import resolve_url
+
+    return resolve_url(cli_value, config.storage)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -277,10 +380,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except HpoError as exc:
-        err_console.print(f"error: {redact(str(exc))}", markup=False, highlight=False)
+        # One line, never wrapped, whatever the terminal width.
+        message = " ".join(redact(str(exc)).split())
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted", markup=False)
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -36,6 +36,8 @@ BACKBONES = (
     "efficientnet_b0",
     "densenet121",
 )
+# The smallest input side each backbone accepts (keras.applications checks 32).
+BACKBONE_MIN_SIZE = {name: (8 if name == "small_cnn" else 32) for name in BACKBONES}
 SAMPLERS = ("tpe", "gp", "gpyopt", "random")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
 METRICS = ("macro_f1", "weighted_f1", "accuracy", "balanced_accuracy")
@@ -256,6 +258,23 @@ class StudyConfig(_Model):
                     + ", ".join(HYPERPARAMETER_DEFAULTS)
                 )
         return v
+
+    @model_validator(mode="after")
+    def _input_fits_backbone(self) -> StudyConfig:
+        backbone = self.model.backbone
+        h, w = self.dataset.size
+        least = BACKBONE_MIN_SIZE[backbone]
+        if min(h, w) < least:
+            raise ValueError(
+                f"dataset.image_size {h}x{w} is too small for {backbone}; "
+                f"it needs at least {least}x{least}"
+            )
+        if backbone != "small_cnn" and self.model.resolved_weights and self.dataset.channels != 3:
+            raise ValueError(
+                f"dataset.channels: {backbone} with pretrained weights needs 3 channels, "
+                f"got {self.dataset.channels}"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict that ``StudyConfig.model_validate`` reads back."""

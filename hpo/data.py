@@ -154,14 +154,16 @@ class _Raw:
     warnings: list[str] = field(default_factory=list)
 
 
-def _load_digits(size: tuple[int, int], channels: int) -> _Raw:
+def _load_digits(cfg: DatasetSection) -> _Raw:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     raw = (digits.images / 16.0 * 255.0).round().astype(np.uint8)
     y = digits.target.astype(np.int64)
     sha = hashlib.sha256(raw.tobytes() + y.tobytes()).hexdigest()
-    return _Raw([str(i) for i in range(10)], resize_array(raw, size, channels), y, sha)
+    keep = _subsample(raw, y, cfg.max_per_class, cfg.split_seed)
+    x = resize_array(raw[keep], cfg.size, cfg.channels)
+    return _Raw([str(i) for i in range(10)], x, y[keep], sha)
 
 
 def _list_class_folders(root: Path) -> list[tuple[str, list[Path]]]:
@@ -381,7 +383,7 @@ def load_dataset(cfg: DatasetSection) -> Dataset:
     if cached is not None:
         return cached
     if cfg.source == "digits":
-        raw = _load_digits(cfg.size, cfg.channels)
+        raw = _load_digits(cfg)
     elif cfg.source == "directory":
         raw = _load_directory(cfg)
     else:

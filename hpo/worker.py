@@ -63,6 +63,17 @@ class _FailureGuard:
 def load_data_for(study: optuna.Study, config: StudyConfig) -> Dataset:
     """Decode the dataset (once per process) and check it against the study."""
     from hpo.controller import record_fingerprint
+
+    dataset = prepare_dataset(config)
+    record_fingerprint(study, dataset.fingerprint())
+    return dataset
+
+
+def prepare_dataset(config: StudyConfig) -> Dataset:
+    """Decode the dataset and check it can feed the search space's batches.
+
+    Called before the study is created, so bad data changes nothing stored.
+    """
     from hpo.data import load_dataset
 
     dataset = load_dataset(config.dataset)
@@ -74,7 +85,6 @@ def load_data_for(study: optuna.Study, config: StudyConfig) -> Dataset:
             f"dataset: {len(dataset.train)} training images are fewer than the smallest "
             f"batch_size {smallest_batch}; add images or lower batch_size"
         )
-    record_fingerprint(study, dataset.fingerprint())
     return dataset
 
 

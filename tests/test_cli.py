@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 
 from hpo import attrs
+from tests.helpers import hpo, write
 
 TINY = {
     "study": {"name": "tiny"},
@@ -27,26 +26,6 @@ TINY = {
     "sampler": {"name": "tpe", "seed": 1},
     "budget": {"trials": 2},
 }
-
-
-def hpo(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    full_env.pop("HPO_STORAGE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "hpo", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
-
-
-def write(tmp_path: Path, data: dict, name: str = "study.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.mark.slow
