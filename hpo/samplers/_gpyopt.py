@@ -240,22 +240,25 @@ class GPyOptSampler(BaseSampler):
             complete = ranked[:half] + recent
         x = np.array([codec.encode(t.params) for t in complete], dtype=float)
         y = np.array([[sign * float(t.value)] for t in complete])  # type: ignore[arg-type]
+        others = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.number != trial.number
+        ]
         if self._constant_liar:
-            running = [
-                t
-                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if t.number != trial.number and all(n in t.params for n in search_space)
-            ]
+            running = [t for t in others if all(n in t.params for n in search_space)]
             if running:
                 lie = float(y.max())  # the worst value seen (GPyOpt minimises)
                 x = np.vstack([x, [codec.encode(t.params) for t in running]])
                 y = np.vstack([y, np.full((len(running), 1), lie)])
         seed = self._seed + 7919 * len(complete) + trial.number
         with _quiet_seeded(seed):
-            point = self._suggest(codec, x, y)
+            point = self._suggest(codec, x, y, parallel=bool(others))
         return codec.decode(point)
 
-    def _suggest(self, codec: _Codec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _suggest(
+        self, codec: _Codec, x: np.ndarray, y: np.ndarray, *, parallel: bool = False
+    ) -> np.ndarray:
         gpyopt = _import_gpyopt()
         import GPy
 
@@ -289,9 +292,11 @@ class GPyOptSampler(BaseSampler):
             acq = acquisitions.AcquisitionLCB(
                 model, space, acq_optimizer, exploration_weight=self._weight
             )
-        return self._optimize_acquisition(space, acq, x)
+        return self._optimize_acquisition(space, acq, x, gp if parallel else None)
 
-    def _optimize_acquisition(self, space: Any, acq: Any, x_seen: np.ndarray) -> np.ndarray:
+    def _optimize_acquisition(
+        self, space: Any, acq: Any, x_seen: np.ndarray, gp: Any = None
+    ) -> np.ndarray:
         """Score random anchors and local perturbations of the best ones in batches,
         then polish the winner with a short bounded L-BFGS.
 
@@ -320,6 +325,14 @@ class GPyOptSampler(BaseSampler):
             scores = np.concatenate([scores, acq.acquisition_function(local).ravel()])
         best = int(np.argmin(scores))
         best_x, best_f = pool[best], float(scores[best])
+        if gp is not None:
+            # Other workers are evaluating right now and may be asking at this very
+            # moment, before their points are visible to the liar. A posterior
+            # sample (Thompson) over the most promising candidates, seeded per
+            # trial, sends each worker to a different good point.
+            top = pool[np.argsort(scores)[:200]]
+            draw = gp.posterior_samples_f(top, size=1).reshape(len(top), -1)[:, 0]
+            return self._finish(space, top[int(np.argmin(draw))])
 
         def f_df(z: np.ndarray) -> tuple[float, np.ndarray]:
             f, df = acq.acquisition_function_withGradients(np.atleast_2d(z))
@@ -336,7 +349,11 @@ class GPyOptSampler(BaseSampler):
             )
             if np.all(np.isfinite(res.x)) and float(res.fun) < best_f:
                 best_x = res.x
-        rounded = space.round_optimum(np.atleast_2d(best_x))
+        return self._finish(space, best_x)
+
+    @staticmethod
+    def _finish(space: Any, x: np.ndarray) -> np.ndarray:
+        rounded = space.round_optimum(np.atleast_2d(x))
         return np.asarray(space.zip_inputs(rounded), dtype=float).ravel()
 
     def sample_independent(

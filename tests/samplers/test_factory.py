@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo import attrs
+from hpo.errors import ConfigError
+from hpo.samplers import SAMPLER_NAMES, make_sampler, sampler_options
+
+
+def objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -2.0, 2.0)
+    n = trial.suggest_int("n", 1, 9, step=2)
+    c = trial.suggest_categorical("c", ["a", "b", "c"])
+    return -(x - 0.5) ** 2 - 0.1 * (n - 5) ** 2 + (0.3 if c == "b" else 0.0)
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_each_sampler_runs_a_study(name: str) -> None:
+    options = {"n_initial": 5} if name == "gpyopt" else {}
+    if name in ("tpe", "gp"):
+        options = {"n_startup_trials": 5}
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(name, seed=1, **options))
+    study.optimize(objective, n_trials=12)
+    assert len(study.trials) == 12
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert study.best_value > -5
+    for t in study.trials:
+        assert t.user_attrs[attrs.SUGGEST_SECONDS] >= 0.0
+
+
+def test_unknown_names_and_options() -> None:
+    with pytest.raises(ConfigError, match="unknown sampler 'cmaes'; allowed: tpe, gp, gpyopt"):
+        make_sampler("cmaes")
+    with pytest.raises(ConfigError, match="sampler 'tpe': unknown option 'foo'; allowed: n_start"):
+        make_sampler("tpe", foo=1)
+    with pytest.raises(ConfigError, match="sampler 'random': unknown option 'x'; allowed: none"):
+        make_sampler("random", x=1)
+    with pytest.raises(ConfigError, match="acquisition 'PI' is not allowed; allowed: EI, MPI, LCB"):
+        make_sampler("gpyopt", acquisition="PI")
+    assert "acquisition" in sampler_options("gpyopt")
+
+
+def test_same_seed_same_sequence() -> None:
+    def run(seed: int) -> list[dict[str, object]]:
+        study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=seed))
+        study.optimize(objective, n_trials=6)
+        return [t.params for t in study.trials]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_enqueued_params_are_kept() -> None:
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("gpyopt", seed=0))
+    study.enqueue_trial({"x": 0.25, "n": 3, "c": "a"})
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].params == {"x": 0.25, "n": 3, "c": "a"}

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpo import data as data_mod
+from hpo.config import HYPERPARAMETER_DEFAULTS, validate_config
+from hpo.data import load_dataset
+from hpo.errors import DataError, TrialFailedError
+from hpo.training import class_weights, train_and_evaluate
+
+pytestmark = pytest.mark.slow
+
+
+def config(**training: object) -> object:
+    return validate_config(
+        {
+            "study": {"name": "t"},
+            "dataset": {"source": "digits", "image_size": 16, "channels": 1, "max_per_class": 30},
+            "model": {"backbone": "small_cnn", "weights": "none"},
+            "training": {"head_epochs": 2, **training},
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    data_mod._CACHE.clear()
+    yield
+    data_mod._CACHE.clear()
+
+
+def params(**kw: object) -> dict[str, object]:
+    return {**HYPERPARAMETER_DEFAULTS, "batch_size": 16, **kw}
+
+
+def test_train_reports_every_epoch_and_scores() -> None:
+    cfg = config()
+    ds = load_dataset(cfg.dataset)  # type: ignore[attr-defined]
+    seen: list[tuple[int, float]] = []
+    result = train_and_evaluate(cfg, ds, params(), reporter=lambda s, f: seen.append((s, f)) and False)  # type: ignore[arg-type]
+    assert [s for s, _ in seen] == [0, 1]
+    assert result.epochs == 2 and len(result.curve) == 2
+    ev = result.evaluation
+    assert 0.0 <= ev.macro_f1 <= 1.0 and len(ev.f1_per_class) == 10
+    assert np.asarray(ev.confusion_matrix).sum() == len(ds.val)
+    assert result.images_per_second > 0 and not result.pruned
+
+
+def test_reporter_can_prune() -> None:
+    cfg = config(head_epochs=3)
+    ds = load_dataset(cfg.dataset)  # type: ignore[attr-defined]
+    result = train_and_evaluate(cfg, ds, params(), reporter=lambda s, f: True)  # type: ignore[arg-type]
+    assert result.pruned and result.epochs == 1
+
+
+def test_two_phase_fine_tuning_unfreezes_top_layers(tmp_path: Path) -> None:
+    import keras
+
+    from hpo.models import build_backbone
+
+    weights = tmp_path / "cnn.weights.h5"
+    build_backbone("small_cnn", (16, 16, 1), None).save_weights(weights)
+    cfg = validate_config(
+        {
+            "study": {"name": "t"},
+            "dataset": {"source": "digits", "image_size": 16, "channels": 1, "max_per_class": 20},
+            "model": {"backbone": "small_cnn", "weights": str(weights)},
+            "training": {"head_epochs": 1, "finetune_epochs": 1},
+        }
+    )
+    ds = load_dataset(cfg.dataset)
+    phases: list[str] = []
+    result = train_and_evaluate(
+        cfg, ds, params(unfrozen_layers=4), keep_model=True,
+        on_phase=lambda name, epochs: phases.append(name),
+    )
+    assert phases == ["frozen", "finetune"]
+    # The top 4 layers of the CNN are block3_conv2, block3_bn2, block3_relu2, block3_pool;
+    # batch norm stays frozen.
+    assert result.unfrozen == ["block3_conv2", "block3_relu2", "block3_pool"]
+    backbone = result.model.get_layer("small_cnn")
+    assert not backbone.get_layer("block3_bn2").trainable
+    assert not backbone.get_layer("block1_conv1").trainable
+    assert result.epochs == 2
+    keras.backend.clear_session()
+
+
+def test_batch_larger_than_training_set() -> None:
+    cfg = config()
+    ds = load_dataset(cfg.dataset)  # type: ignore[attr-defined]
+    with pytest.raises(DataError, match="larger than"):
+        train_and_evaluate(cfg, ds, params(batch_size=100000))  # type: ignore[arg-type]
+
+
+def test_trial_timeout_fails_the_trial() -> None:
+    cfg = config(head_epochs=50, trial_timeout=0.01)
+    ds = load_dataset(cfg.dataset)  # type: ignore[attr-defined]
+    with pytest.raises(TrialFailedError, match="trial_timeout"):
+        train_and_evaluate(cfg, ds, params())  # type: ignore[arg-type]
+
+
+def test_balanced_class_weights() -> None:
+    w = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert w[0] == pytest.approx(4 / (2 * 3)) and w[1] == pytest.approx(2.0) and w[2] == 0.0
