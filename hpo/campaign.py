@@ -116,3 +116,62 @@ def run_campaign(
         if remaining > 0:
             run_member(cfg, study, remaining)
     return members
+
+
+def run_in_processes(config: StudyConfig, storage_url: str, trials: int, workers: int) -> None:
+    """Run ``trials`` more trials of an existing study with ``workers`` processes.
+
+    Each process is an ``hpo run`` of the member's study file with its share
+    of the trials, so the shares add up to exactly ``trials``.
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    shares = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
+    with tempfile.TemporaryDirectory(prefix="hpo-campaign-") as tmp:
+        path = os.path.join(tmp, "study.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(config.to_dict(), fh)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        if workers > 1:
+            # CPU workers share the cores instead of each taking all of them.
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            env.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+            env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hpo",
+                    "run",
+                    path,
+                    "--storage",
+                    storage_url,
+                    "--trials",
+                    str(n),
+                    "--quiet",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in shares
+            if n > 0
+        ]
+        failed = []
+        for p in procs:
+            _, err = p.communicate()
+            if p.returncode != 0:
+                failed.append(
+                    err.strip().splitlines()[-1] if err.strip() else f"exit {p.returncode}"
+                )
+        if failed:
+            from hpo.errors import FatalError
+
+            raise FatalError(f"{len(failed)} worker process(es) failed: {failed[0]}")

@@ -336,18 +336,19 @@ def compare(
 
     def run_member(cfg: StudyConfig, study: optuna.Study, remaining: int) -> None:
         if workers > 1:
-            from hpo.launcher import launch_study
+            from hpo.campaign import run_in_processes
 
-            launch_study(cfg, storage_url=_storage_url(storage, cfg), gpus="none",
-                         workers_per_gpu=workers, trials=remaining, quiet=quiet)
+            run_in_processes(cfg, _storage_url(storage, cfg), remaining, workers)
             return
         from hpo.progress import RunProgress
         from hpo.worker import run_worker
 
-        with RunProgress(study, n_trials=remaining, config=cfg, console=console,
-                         enabled=not quiet) as prog:
-            run_worker(cfg, study, n_trials=remaining, on_epoch=prog.on_epoch,
-                       callbacks=[prog.on_trial])
+        with RunProgress(
+            study, n_trials=remaining, config=cfg, console=console, enabled=not quiet
+        ) as prog:
+            run_worker(
+                cfg, study, n_trials=remaining, on_epoch=prog.on_epoch, callbacks=[prog.on_trial]
+            )
 
     def announce(member: Any, remaining: int) -> None:
         console.print(
@@ -356,8 +357,15 @@ def compare(
         )
 
     run_campaign(
-        config, store, campaign=name, samplers=names, repeats=repeats, trials=n,
-        base_seed=seed, run_member=run_member, on_member=announce,
+        config,
+        store,
+        campaign=name,
+        samplers=names,
+        repeats=repeats,
+        trials=n,
+        base_seed=seed,
+        run_member=run_member,
+        on_member=announce,
     )
     from hpo import reports
 

@@ -113,7 +113,7 @@ def test_corrupt_image_error_or_skip(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "mri")
     bad = root / "Non_Demented" / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(DataError, match="broken.png"):
+    with pytest.raises(DataError, match=r"broken\.png"):
         load_dataset(section(path=str(root), image_size=12))
     ds = load_dataset(section(path=str(root), image_size=12, on_corrupt="skip"))
     assert ds.warnings and "broken.png" in ds.warnings[0]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_each_backbone_builds_and_trains_a_step(backbone: str) -> None:
-    model, base = build_model(
+    model, _base = build_model(
         backbone, input_shape=(32, 32, 3), n_classes=3, weights=None, params=PARAMS
     )
     # Eager: one step needs no graph tracing, which dominates on big backbones.
@@ -97,6 +97,7 @@ def test_preprocessing_modes_and_safe_reload(tmp_path: Path) -> None:
     model.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
     batch = np.random.default_rng(1).integers(0, 255, (3, 16, 16, 1)).astype("float32")
-    np.testing.assert_allclose(model.predict(batch, verbose=0), again.predict(batch, verbose=0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(batch, verbose=0), again.predict(batch, verbose=0), rtol=1e-5
+    )
     keras.backend.clear_session()

@@ -22,8 +22,11 @@ def curves(trial: optuna.Trial) -> float:
 @pytest.mark.parametrize("name", ["median", "hyperband", "successive_halving"])
 def test_pruners_stop_poor_curves(name: str) -> None:
     options = {"n_startup_trials": 2, "n_warmup_steps": 1} if name == "median" else {}
-    study = optuna.create_study(direction="maximize", pruner=make_pruner(name, **options),
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=make_pruner(name, **options),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     study.optimize(curves, n_trials=16)
     states = {t.number: t.state for t in study.trials}
     pruned = [n for n, s in states.items() if s == optuna.trial.TrialState.PRUNED]

@@ -41,7 +41,12 @@ def test_train_reports_every_epoch_and_scores() -> None:
     cfg = config()
     ds = load_dataset(cfg.dataset)  # type: ignore[attr-defined]
     seen: list[tuple[int, float]] = []
-    result = train_and_evaluate(cfg, ds, params(), reporter=lambda s, f: seen.append((s, f)) and False)  # type: ignore[arg-type]
+
+    def reporter(step: int, f1: float) -> bool:
+        seen.append((step, f1))
+        return False
+
+    result = train_and_evaluate(cfg, ds, params(), reporter=reporter)  # type: ignore[arg-type]
     assert [s for s, _ in seen] == [0, 1]
     assert result.epochs == 2 and len(result.curve) == 2
     ev = result.evaluation
@@ -75,7 +80,10 @@ def test_two_phase_fine_tuning_unfreezes_top_layers(tmp_path: Path) -> None:
     ds = load_dataset(cfg.dataset)
     phases: list[str] = []
     result = train_and_evaluate(
-        cfg, ds, params(unfrozen_layers=4), keep_model=True,
+        cfg,
+        ds,
+        params(unfrozen_layers=4),
+        keep_model=True,
         on_phase=lambda name, epochs: phases.append(name),
     )
     assert phases == ["frozen", "finetune"]

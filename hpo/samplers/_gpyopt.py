@@ -179,7 +179,7 @@ class GPyOptSampler(BaseSampler):
         anchor_samples: int = 1000,
         anchors: int = 5,
         polish_iters: int = 10,
-        max_fit_points: int = 300,
+        max_fit_points: int = 150,
         constant_liar: bool = True,
     ) -> None:
         if acquisition not in ACQUISITIONS:

@@ -12,7 +12,7 @@ def objective(trial: optuna.Trial) -> float:
     x = trial.suggest_float("x", -2.0, 2.0)
     n = trial.suggest_int("n", 1, 9, step=2)
     c = trial.suggest_categorical("c", ["a", "b", "c"])
-    return -(x - 0.5) ** 2 - 0.1 * (n - 5) ** 2 + (0.3 if c == "b" else 0.0)
+    return -((x - 0.5) ** 2) - 0.1 * (n - 5) ** 2 + (0.3 if c == "b" else 0.0)
 
 
 @pytest.mark.parametrize("name", SAMPLER_NAMES)

@@ -56,8 +56,9 @@ def test_same_seed_same_history_same_suggestion() -> None:
     base = run(make_sampler("random", seed=2), 12)
 
     def next_params(seed: int) -> dict[str, Any]:
-        study = optuna.create_study(direction="maximize", sampler=GPyOptSampler(seed=seed,
-                                                                               n_initial=5))
+        study = optuna.create_study(
+            direction="maximize", sampler=GPyOptSampler(seed=seed, n_initial=5)
+        )
         for t in base.trials:
             study.add_trial(t)
         return study.ask(SPACE).params
@@ -81,8 +82,7 @@ def _worker(url: str, seed: int, out: Any) -> None:
 
 @pytest.mark.postgres
 def test_concurrent_workers_get_different_points(postgres_url: str) -> None:
-    seed_study = optuna.create_study(study_name="par", storage=postgres_url,
-                                     direction="maximize")
+    seed_study = optuna.create_study(study_name="par", storage=postgres_url, direction="maximize")
     for t in run(make_sampler("random", seed=5), 8).trials:
         seed_study.add_trial(t)
     ctx = mp.get_context("spawn")

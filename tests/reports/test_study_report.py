@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.reports import load_study_data, safe_filename, study_figures, write_study_report
+from tests.reports.factories import build_study
+
+
+def test_extracted_data(sqlite_url: str) -> None:
+    study = build_study(sqlite_url, "s1", n_trials=14)
+    data = load_study_data(sqlite_url, "s1")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert data.best is not None
+    assert data.best.value == pytest.approx(max(t.value for t in complete))
+    assert data.best.params == max(complete, key=lambda t: t.value).params
+    assert data.states == {"COMPLETE": len(complete), "PRUNED": 2, "FAIL": 2}
+    assert data.class_names == ["Mild_Demented", "Moderate_Demented", "Non_Demented"]
+    assert data.train_seconds_total == pytest.approx(sum(10.0 + i for i in range(14)))
+    assert data.failures and data.failures[0][1].startswith("out of memory")
+    assert data.best.confusion is not None and len(data.best.roc_curves) == 3
+    ids = [fid for fid, _, _ in study_figures(data)]
+    assert ids == [
+        "history",
+        "curves",
+        "importance",
+        "parallel",
+        "slice",
+        "contour",
+        "edf",
+        "timeline",
+        "confusion",
+        "perclass",
+        "roc",
+    ]
+
+
+def test_missing_attrs_and_empty_studies(sqlite_url: str) -> None:
+    optuna.create_study(study_name="empty", storage=sqlite_url)
+    data = load_study_data(sqlite_url, "empty")
+    assert data.best is None and study_figures(data) == []
+    plain = optuna.create_study(study_name="plain", storage=sqlite_url, direction="maximize")
+    plain.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    path = write_study_report(sqlite_url, "plain", Path(sqlite_url[10:]).parent / "p.html")
+    assert path.exists()
+    assert write_study_report(sqlite_url, "empty", path).exists()
+
+
+def test_postgres_study_report(postgres_url: str, tmp_path: Path) -> None:
+    build_study(postgres_url, "pg", n_trials=8)
+    path = write_study_report(postgres_url, "pg", tmp_path / "pg.html")
+    assert "Study pg" in path.read_text()
+
+
+class _Scripts(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+        self.handlers += [k for k, _ in attrs if k.startswith("on")]
+
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def test_hostile_names_render_as_text(sqlite_url: str, tmp_path: Path) -> None:
+    build_study(
+        sqlite_url,
+        HOSTILE,
+        classes=[HOSTILE, "b</script><img src=x onerror=alert(1)>"],
+        param_names=(HOSTILE, "</script>"),
+    )
+    path = write_study_report(sqlite_url, HOSTILE, tmp_path / "h.html")
+    html = path.read_text()
+    parser = _Scripts()
+    parser.feed(html)
+    # Our scripts only: plotly inline, one JSON block per figure, and the loader.
+    assert all(s.get("type") in (None, "application/json") for s in parser.scripts)
+    n_json = sum(1 for s in parser.scripts if s.get("type") == "application/json")
+    assert len(parser.scripts) == n_json + 2
+    assert parser.handlers == []
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert len(re.findall(r"<script", html)) == len(parser.scripts)
+
+
+def test_default_file_names_stay_in_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
+    for name in ("../../etc/passwd", "/abs/path", "a/b\\c", "..", ""):
+        cleaned = safe_filename(name)
+        assert "/" not in cleaned and "\\" not in cleaned and not cleaned.startswith(".")
+    monkeypatch.chdir(tmp_path)
+    build_study(sqlite_url, "../../escape", n_trials=3)
+    path = write_study_report(sqlite_url, "../../escape")
+    assert path.resolve().parent == (tmp_path / "reports").resolve()
