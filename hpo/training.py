@@ -49,7 +49,9 @@ class TrainResult:
 
 def configure_tensorflow() -> None:
     """Memory growth on every visible GPU, so workers sharing one don't starve."""
-    import tensorflow as tf
+    from hpo._tf import import_tensorflow
+
+    tf = import_tensorflow()
 
     for gpu in tf.config.list_physical_devices("GPU"):
         with contextlib.suppress(RuntimeError):  # already initialised in this process

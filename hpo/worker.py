@@ -114,10 +114,11 @@ def run_worker(
     max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
 ) -> RunSummary:
     """Run trials of ``study`` in this process until the budget or timeout."""
-    from hpo.objective import Objective
     from hpo.training import configure_tensorflow, device_name
 
-    configure_tensorflow()
+    configure_tensorflow()  # first, so TensorFlow's start-up notices stay quiet
+    from hpo.objective import Objective
+
     dataset = load_data_for(study, config)
     objective = Objective(config, dataset, worker=worker, device=device_name(), on_epoch=on_epoch)
     guard = _FailureGuard(max_consecutive_failures)
