@@ -34,10 +34,11 @@ def import_tensorflow() -> ModuleType:
             os.dup2(saved, 2)
             os.close(saved)
     tf.get_logger().setLevel("ERROR")
+    module: ModuleType = tf
     try:
         import absl.logging
 
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:
         pass
-    return tf
+    return module

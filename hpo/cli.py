@@ -270,6 +270,106 @@ def best(
 
 
 # --------------------------------------------------------------------------
+# parallel workers
+
+
+@app.command()
+def worker(
+    study_file: Annotated[Path, typer.Argument(help="YAML study file (the same on every host).")],
+    storage: StorageOpt = None,
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", "-n", help="The study's total finished trials (shared budget)."),
+    ] = None,
+    worker_name: Annotated[
+        str | None, typer.Option("--worker-name", help="Shown in status and reports.")
+    ] = None,
+    study_name: Annotated[
+        str | None, typer.Option("--study-name", help="Override study.name.")
+    ] = None,
+) -> None:
+    """Join a study from any host and run trials until its shared budget is reached."""
+    if trials is not None and trials < 1:
+        raise HpoError(f"--trials: must be at least 1, got {trials}")
+    config = _load_config(study_file, trials=trials, storage=storage, study_name=study_name)
+    from hpo.controller import make_study
+    from hpo.worker import prepare_dataset, run_worker
+
+    url = _storage_url(storage, config)
+    store = _open(url, heartbeat=True)
+    prepare_dataset(config)
+    study = make_study(config, store)
+    summary = run_worker(
+        config,
+        study,
+        n_trials=None,
+        budget=config.budget.trials,
+        storage_url=url,
+        worker=worker_name,
+        timeout=config.budget.timeout,
+    )
+    done = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items())) or "none"
+    console.print(f"worker {worker_name or ''} done: {done}")
+
+
+@app.command()
+def launch(
+    study_file: Annotated[Path, typer.Argument(help="YAML study file.")],
+    gpus: Annotated[str, typer.Option("--gpus", help="all, none, or a list like 0,1,3.")] = "all",
+    workers_per_gpu: Annotated[
+        int, typer.Option("--workers-per-gpu", help="Worker processes per GPU (or CPU workers).")
+    ] = 1,
+    trials: Annotated[
+        int | None, typer.Option("--trials", "-n", help="Total finished trials of the study.")
+    ] = None,
+    storage: StorageOpt = None,
+    study_name: Annotated[
+        str | None, typer.Option("--study-name", help="Override study.name.")
+    ] = None,
+    sampler: Annotated[str | None, typer.Option("--sampler", help="Override the sampler.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table.")] = False,
+) -> None:
+    """Create or resume a study and run one worker per GPU slot until N trials finish."""
+    if trials is not None and trials < 1:
+        raise HpoError(f"--trials: must be at least 1, got {trials}")
+    config = _load_config(
+        study_file,
+        trials=trials,
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+        seed=seed,
+    )
+    from hpo.controller import make_study
+    from hpo.gpus import plan_slots
+    from hpo.launcher import launch_study
+    from hpo.worker import prepare_dataset
+
+    slots = plan_slots(gpus, workers_per_gpu)
+    url = _storage_url(storage, config)
+    store = _open(url, heartbeat=True)
+    prepare_dataset(config)
+    study = make_study(config, store)
+    console.print(
+        f"{study.study_name}: {len(slots)} worker(s) on "
+        + ", ".join(s.name for s in slots)
+        + f", {config.budget.trials} trials in total"
+    )
+    t0 = time.perf_counter()
+    result = launch_study(
+        config,
+        study,
+        storage_url=url,
+        slots=slots,
+        budget=config.budget.trials,
+        console=console,
+        quiet=quiet,
+    )
+    _print_run_summary(study, {"FINISHED": result["finished"]}, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------
 # reports and campaigns
 
 
@@ -397,12 +497,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and aborts
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors and aborts of the command-line parser
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "show") and isinstance(code, int):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(code)
+        if exc.__class__.__name__ == "Abort":
             sys.exit(130)
         raise

@@ -20,8 +20,8 @@ DEFAULT_STORAGE = "sqlite:///storage/hpo.db"
 ENV_VAR = "HPO_STORAGE"
 
 # Heartbeats let a worker on another host notice a dead one's RUNNING trial.
-HEARTBEAT_INTERVAL = 30
-GRACE_PERIOD = 90
+HEARTBEAT_INTERVAL = int(os.environ.get("HPO_HEARTBEAT_INTERVAL", "30"))
+GRACE_PERIOD = int(os.environ.get("HPO_GRACE_PERIOD", "90"))
 
 _DRIVERS = {
     "postgresql": "postgresql+psycopg",

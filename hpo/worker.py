@@ -9,10 +9,17 @@ the worker stops and says why instead of burning the budget.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
+import signal
+import threading
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import optuna
 from optuna.trial import TrialState
@@ -26,6 +33,7 @@ if TYPE_CHECKING:
     from hpo.objective import EpochListener
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_CONSECUTIVE_FAILURES = 3
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -54,7 +62,6 @@ class _FailureGuard:
             self.reasons.append(str(trial.user_attrs.get(attrs.FAIL_REASON, "unknown error")))
             if self.streak >= self.limit:
                 self.tripped = True
-                study.stop()
         elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             self.streak = 0
             self.reasons.clear()
@@ -102,6 +109,154 @@ def _smallest(config: StudyConfig) -> int:
     return int(space.fixed["batch_size"])
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT reached the worker: fail the running trial, re-queue it, stop."""
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class _Heartbeat:
+    """Beats for one RUNNING trial, so others can tell a live worker from a dead one.
+
+    ``study.optimize`` beats only inside itself; this loop creates trials under
+    the budget lock, so it beats itself.
+    """
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+        self.storage, self.trial_id = storage, trial_id
+        self.stop = threading.Event()
+        get = getattr(storage, "get_heartbeat_interval", None)
+        self.interval = get() if callable(get) else None
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval and hasattr(self.storage, "record_heartbeat"):
+            self._beat()
+            self.thread = threading.Thread(target=self._run, daemon=True, name="hpo-heartbeat")
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            with contextlib.suppress(Exception):  # a database blip: beat again next time
+                self._beat()
+
+    def _beat(self) -> None:
+        self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+class _Watchdog:
+    """Ends the process if a trial hangs past its time limit plus a margin.
+
+    Training checks the limit after every batch; this catches a trial stuck
+    inside one operation, where no Python code runs. The trial is recorded as
+    failed first, then the process exits with ``HUNG_EXIT_CODE`` so a launcher
+    starts a fresh worker.
+    """
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, limit: float | None) -> None:
+        self.study, self.trial, self.limit = study, trial, limit
+        self.timer: threading.Timer | None = None
+
+    def __enter__(self) -> _Watchdog:
+        if self.limit:
+            self.timer = threading.Timer(self.limit + HANG_MARGIN, self._fire)
+            self.timer.daemon = True
+            self.timer.start()
+        return self
+
+    def _fire(self) -> None:
+        reason = f"hung past training.trial_timeout of {self.limit:g} s; worker restarted"
+        with contextlib.suppress(Exception):
+            self.study._storage.set_trial_user_attr(self.trial._trial_id, attrs.FAIL_REASON, reason)
+            self.study.tell(self.trial, state=TrialState.FAIL)
+        log.error("trial %d %s", self.trial.number, reason)
+        os._exit(HUNG_EXIT_CODE)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+HANG_MARGIN = float(os.environ.get("HPO_HANG_MARGIN", "60"))
+HUNG_EXIT_CODE = 75
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _retrying(call: Callable[[], T], what: str, patience: float = 120.0) -> T:
+    """Retry a storage call while the database is briefly away (restart, failover)."""
+    import sqlalchemy as sa
+
+    delay, waited = 0.5, 0.0
+    while True:
+        try:
+            return call()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if waited >= patience:
+                from hpo.errors import StorageError
+                from hpo.storage import redact
+
+                raise StorageError(
+                    f"storage unreachable for {waited:.0f} s during {what}: "
+                    f"{redact(str(exc).splitlines()[0])[:160]}"
+                ) from None
+            log.warning("database unavailable during %s; retrying in %.1f s", what, delay)
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 10.0)
+
+
+_WAIT = "wait"
+
+
+def _next_trial(
+    study: optuna.Study, storage_url: str | None, budget: int | None
+) -> optuna.Trial | str | None:
+    """The next trial; None when the budget is used up; ``_WAIT`` when only
+    trials running elsewhere stand between the study and its budget (one of
+    them may belong to a dead worker and come back to the queue)."""
+
+    def create() -> optuna.Trial | str | None:
+        with contextlib.suppress(Exception):
+            optuna.storages.fail_stale_trials(study)
+        if budget is not None:
+            done = len(study.get_trials(deepcopy=False, states=_FINISHED))
+            if done >= budget:
+                return None
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            if done + running >= budget and not waiting:
+                return _WAIT
+        return study.ask()
+
+    if budget is None or storage_url is None:
+        return _retrying(create, "ask")
+    from hpo._budget import budget_lock
+
+    def locked() -> optuna.Trial | str | None:
+        with budget_lock(storage_url, study.study_name):
+            return create()
+
+    return _retrying(locked, "ask")
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=_FINISHED))
+
+
 def run_worker(
     config: StudyConfig,
     study: optuna.Study,
@@ -112,8 +267,15 @@ def run_worker(
     on_epoch: EpochListener | None = None,
     callbacks: Sequence[TrialCallback] = (),
     max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
+    budget: int | None = None,
+    storage_url: str | None = None,
 ) -> RunSummary:
-    """Run trials of ``study`` in this process until the budget or timeout."""
+    """Run trials of ``study`` in this process.
+
+    ``n_trials`` counts this worker's own trials (``hpo run``); ``budget`` is
+    the study's total of finished trials shared by every worker (``hpo
+    worker``), enforced under a lock in the database so it is exact.
+    """
     from hpo.training import configure_tensorflow, device_name
 
     configure_tensorflow()  # first, so TensorFlow's start-up notices stay quiet
@@ -122,24 +284,78 @@ def run_worker(
     dataset = load_data_for(study, config)
     objective = Objective(config, dataset, worker=worker, device=device_name(), on_epoch=on_epoch)
     guard = _FailureGuard(max_consecutive_failures)
-    before = {t.number for t in study.get_trials(deepcopy=False)}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=timeout,
-        catch=(TrialFailedError,),
-        callbacks=[guard, *callbacks],
-        gc_after_trial=False,
-    )
+    # The heartbeat is run by this loop, not study.optimize; Optuna warns about both.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+    _install_signal_handlers()
     summary = RunSummary(study.study_name)
-    for t in study.get_trials(deepcopy=False):
-        if t.number not in before:
-            summary.trials_run += 1
-            summary.states[t.state.name] = summary.states.get(t.state.name, 0) + 1
-    if guard.tripped:
-        last = guard.reasons[-1] if guard.reasons else "unknown"
-        raise FatalError(
-            f"stopped after {guard.streak} failed trials in a row; last reason: {last}"
-        )
+    deadline = time.monotonic() + timeout if timeout else None
+    limit = config.training.trial_timeout
+    while n_trials is None or summary.trials_run < n_trials:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        trial = _next_trial(study, storage_url, budget)
+        if trial is None:
+            break
+        if isinstance(trial, str):
+            get = getattr(study._storage, "get_heartbeat_interval", None)
+            time.sleep(min(float((get() if callable(get) else None) or 2), 5))
+            continue
+        state, value = TrialState.FAIL, None
+        try:
+            with _Heartbeat(study._storage, trial._trial_id), _Watchdog(study, trial, limit):
+                value = objective(trial)
+            state = TrialState.COMPLETE
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except TrialFailedError as exc:
+            log.warning("trial %d failed: %s", trial.number, exc)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            reason = f"interrupted ({exc or 'SIGINT'}); re-queued"
+            _retrying(functools.partial(_requeue, study, trial, reason), "re-queue")
+            summary.stopped_reason = reason
+            raise
+        except BaseException as exc:
+            # A user error (HpoError) or a bug: record the trial as failed, then stop.
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(attrs.FAIL_REASON, f"{exc.__class__.__name__}: {exc}"[:300])
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        frozen = _retrying(functools.partial(_tell, study, trial, state, value), "tell")
+        summary.trials_run += 1
+        summary.states[state.name] = summary.states.get(state.name, 0) + 1
+        everyone: list[TrialCallback] = [guard, *callbacks]
+        for cb in everyone:
+            cb(study, frozen)
+        if guard.tripped:
+            last = guard.reasons[-1] if guard.reasons else "unknown"
+            raise FatalError(
+                f"stopped after {guard.streak} failed trials in a row; last reason: {last}"
+            )
     return summary
+
+
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None
+) -> optuna.trial.FrozenTrial:
+    try:
+        return study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    except RuntimeError:
+        # Already finished elsewhere (e.g. failed as stale by another worker).
+        return study._storage.get_trial(trial._trial_id)
+
+
+def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Fail the running trial now and queue its parameters once more."""
+    with contextlib.suppress(Exception):
+        trial.set_user_attr(attrs.FAIL_REASON, reason)
+    try:
+        study.tell(trial, state=TrialState.FAIL)
+    except RuntimeError:
+        return
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.params and "retried_from" not in frozen.system_attrs:
+        study.enqueue_trial(
+            frozen.params, user_attrs={"retried_from": trial.number}, skip_if_exists=False
+        )
