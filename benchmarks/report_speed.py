@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hpo.reports import write_study_report  # noqa: E402
-from tests.reports.factories import build_study  # noqa: E402
+from hpo.reports import write_study_report
+from tests.reports.factories import build_study
 
 
 def main() -> None:

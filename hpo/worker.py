@@ -269,20 +269,26 @@ def run_worker(
     max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
     budget: int | None = None,
     storage_url: str | None = None,
+    objective: Callable[[optuna.Trial], float] | None = None,
 ) -> RunSummary:
     """Run trials of ``study`` in this process.
 
     ``n_trials`` counts this worker's own trials (``hpo run``); ``budget`` is
     the study's total of finished trials shared by every worker (``hpo
-    worker``), enforced under a lock in the database so it is exact.
+    worker``), enforced under a lock in the database so it is exact. An
+    ``objective`` replaces training (the scaling benchmark times the loop
+    itself with one of fixed duration).
     """
-    from hpo.training import configure_tensorflow, device_name
+    if objective is None:
+        from hpo.training import configure_tensorflow, device_name
 
-    configure_tensorflow()  # first, so TensorFlow's start-up notices stay quiet
-    from hpo.objective import Objective
+        configure_tensorflow()  # first, so TensorFlow's start-up notices stay quiet
+        from hpo.objective import Objective
 
-    dataset = load_data_for(study, config)
-    objective = Objective(config, dataset, worker=worker, device=device_name(), on_epoch=on_epoch)
+        dataset = load_data_for(study, config)
+        objective = Objective(
+            config, dataset, worker=worker, device=device_name(), on_epoch=on_epoch
+        )
     guard = _FailureGuard(max_consecutive_failures)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The heartbeat is run by this loop, not study.optimize; Optuna warns about both.
@@ -300,7 +306,7 @@ def run_worker(
             break
         if isinstance(trial, str):
             get = getattr(study._storage, "get_heartbeat_interval", None)
-            time.sleep(min(float((get() if callable(get) else None) or 2), 5))
+            time.sleep(min(float((get() if callable(get) else None) or 1), 1.0))
             continue
         state, value = TrialState.FAIL, None
         try:
