@@ -40,11 +40,16 @@ def main() -> None:
             path = write_study_report(url, "big", Path(tmp) / f"big{i}.html")
             times.append(time.perf_counter() - start)
         size = path.stat().st_size
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, SQLite")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, SQLite"
+    )
     print(f"study of {args.trials} trials built in {built:.1f} s")
-    print(f"report written in {min(times):.2f} s (best of {args.repeats}; all: "
-          + ", ".join(f"{t:.2f}" for t in times) + f"), {size / 1e6:.1f} MB")
+    print(
+        f"report written in {min(times):.2f} s (best of {args.repeats}; all: "
+        + ", ".join(f"{t:.2f}" for t in times)
+        + f"), {size / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ def make_study(
     )
     pruner = make_pruner(config.pruner.name, **config.pruner.options)
     cfg = config.to_dict()
+    if cfg.get("storage"):
+        from hpo.storage import redact
+
+        cfg["storage"] = redact(cfg["storage"])  # the database never holds its own password
     try:
         existing = optuna.load_study(
             study_name=name, storage=storage, sampler=sampler, pruner=pruner

@@ -62,31 +62,71 @@ def test_compare_end_to_end_and_rebuild(tmp_path) -> None:  # type: ignore[no-un
         "dataset": {"source": "digits", "image_size": 10, "channels": 1, "max_per_class": 12},
         "model": {"backbone": "small_cnn", "weights": "none"},
         "training": {"head_epochs": 1},
-        "search_space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2,
-                                           "log": True}},
+        "search_space": {
+            "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}
+        },
     }
     db = f"sqlite:///{tmp_path / 'c.db'}"
     path = write(tmp_path, study)
     out = tmp_path / "campaign.html"
-    result = hpo("compare", str(path), "--samplers", "tpe,random", "--repeats", "2",
-                 "--trials", "2", "--storage", db, "--out", str(out), "-q", "--workers", "2")
+    result = hpo(
+        "compare",
+        str(path),
+        "--samplers",
+        "tpe,random",
+        "--repeats",
+        "2",
+        "--trials",
+        "2",
+        "--storage",
+        db,
+        "--out",
+        str(out),
+        "-q",
+        "--workers",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     assert out.exists() and "Campaign cmp-compare" in out.read_text()
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(db))
-    assert names == ["cmp.cmp-compare.random.r0", "cmp.cmp-compare.random.r1",
-                     "cmp.cmp-compare.tpe.r0", "cmp.cmp-compare.tpe.r1"]
+    assert names == [
+        "cmp.cmp-compare.random.r0",
+        "cmp.cmp-compare.random.r1",
+        "cmp.cmp-compare.tpe.r0",
+        "cmp.cmp-compare.tpe.r1",
+    ]
     for name in names:
         s = optuna.load_study(study_name=name, storage=db)
         assert len(s.trials) == 2
         assert s.user_attrs[attrs.STUDY_CAMPAIGN] == "cmp-compare"
         assert s.user_attrs[attrs.STUDY_SAMPLER]["name"] in name
     # Running again resumes: nothing more to run, same totals.
-    again = hpo("compare", str(path), "--samplers", "tpe,random", "--repeats", "2",
-                "--trials", "2", "--storage", db, "--out", str(out), "-q")
+    again = hpo(
+        "compare",
+        str(path),
+        "--samplers",
+        "tpe,random",
+        "--repeats",
+        "2",
+        "--trials",
+        "2",
+        "--storage",
+        db,
+        "--out",
+        str(out),
+        "-q",
+    )
     assert again.returncode == 0, again.stderr
     assert all(len(optuna.load_study(study_name=n, storage=db).trials) == 2 for n in names)
-    rebuilt = hpo("report", "--campaign", "cmp-compare", "--storage", db, "--out",
-                  str(tmp_path / "again.html"))
+    rebuilt = hpo(
+        "report",
+        "--campaign",
+        "cmp-compare",
+        "--storage",
+        db,
+        "--out",
+        str(tmp_path / "again.html"),
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr
     single = hpo("report", names[0], "--storage", db, "--out", str(tmp_path / "one.html"))
     assert single.returncode == 0 and (tmp_path / "one.html").exists()

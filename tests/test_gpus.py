@@ -37,8 +37,11 @@ def test_cpu_workers(four_gpus: None, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "needle"),
-    [("7", "GPU 7 not found; available: 0, 1, 2, 3"), ("a,b", "not 'all', 'none'"),
-     ("1,1", "twice")],
+    [
+        ("7", "GPU 7 not found; available: 0, 1, 2, 3"),
+        ("a,b", "not 'all', 'none'"),
+        ("1,1", "twice"),
+    ],
 )
 def test_bad_gpu_lists(four_gpus: None, spec: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

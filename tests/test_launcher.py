@@ -29,17 +29,34 @@ TINY = {
     },
     "sampler": {"name": "tpe", "seed": 0},
 }
-FAST_HEARTBEAT = {"HPO_HEARTBEAT_INTERVAL": "1", "HPO_GRACE_PERIOD": "4",
-                  "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+FAST_HEARTBEAT = {
+    "HPO_HEARTBEAT_INTERVAL": "1",
+    "HPO_GRACE_PERIOD": "4",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
 
 
 def start_worker(study_file: Path, url: str, budget: int, name: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-           **FAST_HEARTBEAT}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **FAST_HEARTBEAT}
     return subprocess.Popen(
-        [sys.executable, "-m", "hpo", "worker", str(study_file), "--storage", url,
-         "--trials", str(budget), "--worker-name", name],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hpo",
+            "worker",
+            str(study_file),
+            "--storage",
+            url,
+            "--trials",
+            str(budget),
+            "--worker-name",
+            name,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -102,8 +119,20 @@ def test_sigterm_fails_and_requeues_at_once(tmp_path: Path, sqlite_url: str) -> 
 
 def test_launch_cpu_workers_to_an_exact_total(tmp_path: Path, sqlite_url: str) -> None:
     study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
-    result = hpo("launch", str(study_file), "--gpus", "none", "--workers-per-gpu", "2",
-                 "--trials", "5", "--storage", sqlite_url, "-q", env=FAST_HEARTBEAT)
+    result = hpo(
+        "launch",
+        str(study_file),
+        "--gpus",
+        "none",
+        "--workers-per-gpu",
+        "2",
+        "--trials",
+        "5",
+        "--storage",
+        sqlite_url,
+        "-q",
+        env=FAST_HEARTBEAT,
+    )
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="par", storage=sqlite_url)
     assert len(finished(study)) == 5
