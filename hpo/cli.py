@@ -410,7 +410,12 @@ def compare(
     trials: Annotated[
         int | None, typer.Option("--trials", "-n", help="Finished trials per study.")
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes per study.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes per study (per GPU with --gpus).")
+    ] = 1,
+    gpus: Annotated[
+        str, typer.Option("--gpus", help="With --workers > 1: all, none or a list like 0,1.")
+    ] = "none",
     campaign: Annotated[
         str | None, typer.Option("--campaign", help="Campaign name (default: <study>-compare).")
     ] = None,
@@ -436,9 +441,19 @@ def compare(
 
     def run_member(cfg: StudyConfig, study: optuna.Study, remaining: int) -> None:
         if workers > 1:
-            from hpo.campaign import run_in_processes
+            # The same machinery as `hpo launch`: CPU or GPU slots, a shared exact budget.
+            from hpo.gpus import plan_slots
+            from hpo.launcher import launch_study
 
-            run_in_processes(cfg, _storage_url(storage, cfg), remaining, workers)
+            launch_study(
+                cfg,
+                study,
+                storage_url=_storage_url(storage, cfg),
+                slots=plan_slots(gpus, workers),
+                budget=cfg.budget.trials,
+                console=console,
+                quiet=quiet,
+            )
             return
         from hpo.progress import RunProgress
         from hpo.worker import run_worker
