@@ -251,7 +251,10 @@ class GPyOptSampler(BaseSampler):
                 lie = float(y.max())  # the worst value seen (GPyOpt minimises)
                 x = np.vstack([x, [codec.encode(t.params) for t in running]])
                 y = np.vstack([y, np.full((len(running), 1), lie)])
-        seed = self._seed + 7919 * len(complete) + trial.number
+        # Mixed, not summed: seed 20 at trial 13 must differ from seed 21 at trial 12.
+        seed = int(
+            np.random.SeedSequence([self._seed, len(complete), trial.number]).generate_state(1)[0]
+        )
         with _quiet_seeded(seed):
             point = self._suggest(codec, x, y, parallel=bool(others))
         return codec.decode(point)
@@ -315,6 +318,9 @@ class GPyOptSampler(BaseSampler):
             np.vstack([initial_design("random", space, self._anchor_samples), x_seen])
         )
         scores = acq.acquisition_function(pool).ravel()
+        # Points already evaluated (or being evaluated) are anchors, never answers.
+        seen = np.zeros(len(pool), dtype=bool)
+        seen[len(pool) - len(x_seen) :] = True
         for scale in (0.15, 0.05, 0.02, 0.008, 0.003, 0.001):
             top = pool[np.argsort(scores)[: self._anchors]]
             local = np.repeat(top, 50, axis=0) + rng.normal(size=(50 * len(top), pool.shape[1])) * (
@@ -323,6 +329,8 @@ class GPyOptSampler(BaseSampler):
             local = np.clip(local, bounds[:, 0], bounds[:, 1])
             pool = np.vstack([pool, local])
             scores = np.concatenate([scores, acq.acquisition_function(local).ravel()])
+            seen = np.concatenate([seen, np.zeros(len(local), dtype=bool)])
+        scores = np.where(seen, np.inf, scores)
         best = int(np.argmin(scores))
         best_x, best_f = pool[best], float(scores[best])
         if gp is not None:
@@ -331,6 +339,7 @@ class GPyOptSampler(BaseSampler):
             # sample (Thompson) over the most promising candidates, seeded per
             # trial, sends each worker to a different good point.
             top = pool[np.argsort(scores)[:200]]
+            top = top[np.isfinite(np.sort(scores)[:200])]
             draw = gp.posterior_samples_f(top, size=1).reshape(len(top), -1)[:, 0]
             return self._finish(space, top[int(np.argmin(draw))])
 

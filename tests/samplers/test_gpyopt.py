@@ -104,4 +104,4 @@ def test_concurrent_workers_get_different_points(postgres_url: str) -> None:
         p.join(120)
     parallel = [queue.get(timeout=5) for _ in procs]
     keys = {tuple(sorted((k, repr(v)) for k, v in r.items())) for r in parallel}
-    assert len(keys) == 4
+    assert len(keys) == 4, parallel
