@@ -369,6 +369,24 @@ def launch(
     _print_run_summary(study, {"FINISHED": result["finished"]}, time.perf_counter() - t0)
 
 
+@app.command("storage-proxy")
+def storage_proxy(
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 13000,
+) -> None:
+    """Serve Optuna's gRPC storage proxy in front of the database (grpc://HOST:PORT)."""
+    if not 0 < port < 65536:
+        raise HpoError(f"--port: must be between 1 and 65535, got {port}")
+    import optuna
+
+    store = _open(storage)
+    from hpo.storage import redact, resolve_url
+
+    console.print(f"serving {redact(resolve_url(storage))} on grpc://{host}:{port}")
+    optuna.storages.run_grpc_proxy_server(store, host=host, port=port)
+
+
 # --------------------------------------------------------------------------
 # reports and campaigns
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from hpo import attrs
+from hpo._retry import retrying
 from hpo.errors import HpoError, TrialFailedError
 from hpo.space import SearchSpace
 
@@ -34,6 +35,10 @@ class EpochEvent:
 
 
 EpochListener = Callable[[EpochEvent], None]
+
+
+def _set(trial: optuna.Trial, key: str, value: Any) -> None:
+    retrying(lambda: trial.set_user_attr(key, value), f"storing {key}")
 
 
 def _oom(exc: BaseException) -> bool:
@@ -66,43 +71,43 @@ class Objective:
 
         t_start = time.perf_counter()
         params = self.space.suggest(trial)
-        trial.set_user_attr(attrs.PARAMS_FULL, params)
-        trial.set_user_attr(attrs.HOST, socket.gethostname())
-        trial.set_user_attr(attrs.DEVICE, self.device)
-        trial.set_user_attr(attrs.WORKER, self.worker)
+        _set(trial, attrs.PARAMS_FULL, params)
+        _set(trial, attrs.HOST, socket.gethostname())
+        _set(trial, attrs.DEVICE, self.device)
+        _set(trial, attrs.WORKER, self.worker)
 
         def report(step: int, f1: float) -> bool:
-            trial.report(f1, step)
+            retrying(lambda: trial.report(f1, step), "report")
             if self.on_epoch is not None:
                 self.on_epoch(EpochEvent(trial.number, step, self.total_epochs, f1))
-            return bool(trial.should_prune())
+            return bool(retrying(trial.should_prune, "should_prune"))
 
         try:
             result = train_and_evaluate(self.config, self.dataset, params, reporter=report)
         except HpoError:
             raise  # the study itself is wrong (data, batch size): stop, don't retry
         except TrialFailedError as exc:
-            trial.set_user_attr(attrs.FAIL_REASON, str(exc))
+            _set(trial, attrs.FAIL_REASON, str(exc))
             raise
         except Exception as exc:
             first = str(exc).splitlines()[0][:300] if str(exc) else ""
             kind = "out of memory" if _oom(exc) else exc.__class__.__name__
             reason = f"{kind}: {first}"
-            trial.set_user_attr(attrs.FAIL_REASON, reason)
+            _set(trial, attrs.FAIL_REASON, reason)
             raise TrialFailedError(reason) from exc
         finally:
             clear_session()
 
         ev = result.evaluation
-        trial.set_user_attr(attrs.EPOCHS, result.epochs)
-        trial.set_user_attr(attrs.TRAIN_SECONDS, round(result.train_seconds, 4))
-        trial.set_user_attr(attrs.IMAGES_PER_SECOND, round(result.images_per_second, 2))
-        trial.set_user_attr(attrs.METRICS, ev.scalars())
-        trial.set_user_attr(attrs.F1_PER_CLASS, ev.f1_per_class)
-        trial.set_user_attr(attrs.CONFUSION, ev.confusion_matrix)
-        trial.set_user_attr(attrs.ROC_CURVES, ev.roc_curves)
+        _set(trial, attrs.EPOCHS, result.epochs)
+        _set(trial, attrs.TRAIN_SECONDS, round(result.train_seconds, 4))
+        _set(trial, attrs.IMAGES_PER_SECOND, round(result.images_per_second, 2))
+        _set(trial, attrs.METRICS, ev.scalars())
+        _set(trial, attrs.F1_PER_CLASS, ev.f1_per_class)
+        _set(trial, attrs.CONFUSION, ev.confusion_matrix)
+        _set(trial, attrs.ROC_CURVES, ev.roc_curves)
         overhead = time.perf_counter() - t_start - result.train_seconds
-        trial.set_user_attr(attrs.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
+        _set(trial, attrs.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
         if result.pruned:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         value: Any = ev.scalars()[self.config.objective.metric]

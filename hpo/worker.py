@@ -19,12 +19,13 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
 from hpo import attrs
+from hpo._retry import retrying
 from hpo.errors import FatalError, TrialFailedError
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from hpo.objective import EpochListener
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MAX_CONSECUTIVE_FAILURES = 3
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -196,29 +196,6 @@ HUNG_EXIT_CODE = 75
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _retrying(call: Callable[[], T], what: str, patience: float = 120.0) -> T:
-    """Retry a storage call while the database is briefly away (restart, failover)."""
-    import sqlalchemy as sa
-
-    delay, waited = 0.5, 0.0
-    while True:
-        try:
-            return call()
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            if waited >= patience:
-                from hpo.errors import StorageError
-                from hpo.storage import redact
-
-                raise StorageError(
-                    f"storage unreachable for {waited:.0f} s during {what}: "
-                    f"{redact(str(exc).splitlines()[0])[:160]}"
-                ) from None
-            log.warning("database unavailable during %s; retrying in %.1f s", what, delay)
-            time.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 10.0)
-
-
 _WAIT = "wait"
 
 
@@ -243,14 +220,39 @@ def _next_trial(
         return study.ask()
 
     if budget is None or storage_url is None:
-        return _retrying(create, "ask")
+        return retrying(create, "ask")
+    if storage_url.startswith("grpc://"):
+        return retrying(lambda: _claim_by_number(study, budget), "ask")
     from hpo._budget import budget_lock
 
     def locked() -> optuna.Trial | str | None:
         with budget_lock(storage_url, study.study_name):
             return create()
 
-    return _retrying(locked, "ask")
+    return retrying(locked, "ask")
+
+
+def _claim_by_number(study: optuna.Study, budget: int) -> optuna.Trial | str | None:
+    """The budget without a lock (behind the gRPC proxy): trial numbers decide.
+
+    The storage numbers trials atomically, so a new trial proceeds only if
+    fewer than ``budget`` finished or running trials precede it; otherwise it
+    is marked failed as surplus at once, before any training.
+    """
+    done = len(study.get_trials(deepcopy=False, states=_FINISHED))
+    if done >= budget:
+        return None
+    trial = study.ask()
+    ahead = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(*_FINISHED, TrialState.RUNNING))
+        if t.number < trial.number
+    ]
+    if len(ahead) < budget:
+        return trial
+    trial.set_user_attr(attrs.FAIL_REASON, "surplus: the shared budget was already claimed")
+    study.tell(trial, state=TrialState.FAIL)
+    return _WAIT
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -319,7 +321,7 @@ def run_worker(
             log.warning("trial %d failed: %s", trial.number, exc)
         except (Interrupted, KeyboardInterrupt) as exc:
             reason = f"interrupted ({exc or 'SIGINT'}); re-queued"
-            _retrying(functools.partial(_requeue, study, trial, reason), "re-queue")
+            retrying(functools.partial(_requeue, study, trial, reason), "re-queue")
             summary.stopped_reason = reason
             raise
         except BaseException as exc:
@@ -328,7 +330,7 @@ def run_worker(
                 trial.set_user_attr(attrs.FAIL_REASON, f"{exc.__class__.__name__}: {exc}"[:300])
                 study.tell(trial, state=TrialState.FAIL)
             raise
-        frozen = _retrying(functools.partial(_tell, study, trial, state, value), "tell")
+        frozen = retrying(functools.partial(_tell, study, trial, state, value), "tell")
         summary.trials_run += 1
         summary.states[state.name] = summary.states.get(state.name, 0) + 1
         everyone: list[TrialCallback] = [guard, *callbacks]

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _fresh_database(admin_url: str, kind: str) -> Iterator[str]:
     url = sa.make_url(admin_url)
     name = f"hpo_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {name}"))

@@ -151,3 +151,27 @@ def test_consecutive_failures_stop_the_worker(tmp_path: Path, sqlite_url: str) -
     assert result.returncode == 2, result.stderr
     assert "failed trials in a row" in result.stderr
     assert len(fails) == 3 and all(attrs.FAIL_REASON in t.user_attrs for t in fails)
+
+
+def _restart_postgres() -> None:
+    versions = sorted(Path("/etc/postgresql").iterdir()) if Path("/etc/postgresql").is_dir() else []
+    if not versions or os.geteuid() != 0:
+        pytest.skip("needs a local PostgreSQL cluster this user may restart")
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_study_survives_a_database_restart(tmp_path: Path, postgres_url: str) -> None:
+    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 4}})
+    proc = start_worker(study_file, postgres_url, 4, "steady")
+    wait_for_running(postgres_url, "par", "steady")
+    _restart_postgres()
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err
+    study = optuna.load_study(study_name="par", storage=postgres_url)
+    assert len(finished(study)) == 4
+    assert all(t.state != TrialState.RUNNING for t in study.trials)
