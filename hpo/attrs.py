@@ -27,6 +27,7 @@ TRAIN_SECONDS = "train_seconds"
 IMAGES_PER_SECOND = "images_per_second"
 OVERHEAD_SECONDS = "overhead_seconds"  # time outside Keras fit/predict
 HOST = "host"
+PID = "pid"  # the worker process, to tell recycled workers apart
 DEVICE = "device"  # "cpu" or "GPU:<index>"
 WORKER = "worker"  # "<host>:<pid>" or a launcher slot name
 FAIL_REASON = "fail_reason"

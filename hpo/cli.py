@@ -287,6 +287,13 @@ def worker(
     study_name: Annotated[
         str | None, typer.Option("--study-name", help="Override study.name.")
     ] = None,
+    max_trials_per_process: Annotated[
+        int | None,
+        typer.Option(
+            "--max-trials-per-process",
+            help="Exit with code 76 after this many trials so a fresh process continues.",
+        ),
+    ] = None,
 ) -> None:
     """Join a study from any host and run trials until its shared budget is reached."""
     if trials is not None and trials < 1:
@@ -307,9 +314,14 @@ def worker(
         storage_url=url,
         worker=worker_name,
         timeout=config.budget.timeout,
+        max_trials_per_process=max_trials_per_process,
     )
     done = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items())) or "none"
     console.print(f"worker {worker_name or ''} done: {done}")
+    if summary.recycle:
+        from hpo.worker import RECYCLE_EXIT_CODE
+
+        raise typer.Exit(RECYCLE_EXIT_CODE)
 
 
 @app.command()
@@ -329,6 +341,13 @@ def launch(
     sampler: Annotated[str | None, typer.Option("--sampler", help="Override the sampler.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table.")] = False,
+    max_trials_per_process: Annotated[
+        int,
+        typer.Option(
+            "--max-trials-per-process",
+            help="Start a fresh worker process after this many trials (0: never).",
+        ),
+    ] = 20,
 ) -> None:
     """Create or resume a study and run one worker per GPU slot until N trials finish."""
     if trials is not None and trials < 1:
@@ -357,6 +376,8 @@ def launch(
         + f", {config.budget.trials} trials in total"
     )
     t0 = time.perf_counter()
+    if max_trials_per_process < 0:
+        raise HpoError(f"--max-trials-per-process: must be 0 or more, got {max_trials_per_process}")
     result = launch_study(
         config,
         study,
@@ -365,6 +386,7 @@ def launch(
         budget=config.budget.trials,
         console=console,
         quiet=quiet,
+        per_process=max_trials_per_process or None,
     )
     _print_run_summary(study, {"FINISHED": result["finished"]}, time.perf_counter() - t0)
 
@@ -471,6 +493,7 @@ def compare(
                 budget=cfg.budget.trials,
                 console=console,
                 quiet=quiet,
+                per_process=20,
             )
             return
         from hpo.progress import RunProgress
@@ -519,7 +542,9 @@ def main(argv: list[str] | None = None) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(code) comes back as a value here
+            sys.exit(code)
     except HpoError as exc:
         # One line, never wrapped, whatever the terminal width.
         message = " ".join(redact(str(exc)).split())

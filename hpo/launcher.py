@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from hpo import attrs
 from hpo._budget import cpu_threads_for
 from hpo.errors import FatalError, HpoError
+from hpo.worker import RECYCLE_EXIT_CODE
 
 if TYPE_CHECKING:
     import optuna
@@ -42,13 +43,16 @@ class _Worker:
     slot: Slot
     proc: subprocess.Popen[str] | None = None
     restarts: int = 0
+    recycled: int = 0
     exit_codes: list[int] = field(default_factory=list)
     last_error: str = ""
     log_path: Path | None = None
 
 
-def _worker_command(study_file: Path, storage_url: str, budget: int, name: str) -> list[str]:
-    return [
+def _worker_command(
+    study_file: Path, storage_url: str, budget: int, name: str, per_process: int | None
+) -> list[str]:
+    command = [
         sys.executable,
         "-m",
         "hpo",
@@ -61,6 +65,9 @@ def _worker_command(study_file: Path, storage_url: str, budget: int, name: str) 
         "--worker-name",
         name,
     ]
+    if per_process:
+        command += ["--max-trials-per-process", str(per_process)]
+    return command
 
 
 def launch_study(
@@ -74,6 +81,7 @@ def launch_study(
     quiet: bool = False,
     max_restarts: int = MAX_RESTARTS,
     poll: float = 1.0,
+    per_process: int | None = None,
 ) -> dict[str, Any]:
     """Run ``slots`` workers until the study has ``budget`` finished trials."""
     from hpo.worker import finished_count
@@ -87,10 +95,10 @@ def launch_study(
 
         def start(w: _Worker) -> None:
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **w.slot.env(threads)}
-            w.log_path = Path(tmp) / f"{w.slot.name}.{w.restarts}.log"
+            w.log_path = Path(tmp) / f"{w.slot.name}.{w.restarts}.{w.recycled}.log"
             log = open(w.log_path, "w", encoding="utf-8")  # noqa: SIM115 - owned by the child
             w.proc = subprocess.Popen(
-                _worker_command(study_file, storage_url, budget, w.slot.name),
+                _worker_command(study_file, storage_url, budget, w.slot.name, per_process),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -114,6 +122,10 @@ def launch_study(
                         w.proc = None
                         if code == 0 or finished_count(study) >= budget:
                             continue
+                        if code == RECYCLE_EXIT_CODE:
+                            w.recycled += 1
+                            start(w)  # a planned fresh process, not a failure
+                            continue
                         if code == USER_ERROR:
                             raise HpoError(f"worker {w.slot.name}: {w.last_error}")
                         if w.restarts < max_restarts:
@@ -131,6 +143,7 @@ def launch_study(
         "finished": done,
         "budget": budget,
         "restarts": {w.slot.name: w.restarts for w in workers},
+        "recycled": {w.slot.name: w.recycled for w in workers},
         "exit_codes": {w.slot.name: w.exit_codes for w in workers},
     }
     if done < budget:

@@ -73,6 +73,7 @@ class Objective:
         params = self.space.suggest(trial)
         _set(trial, attrs.PARAMS_FULL, params)
         _set(trial, attrs.HOST, socket.gethostname())
+        _set(trial, attrs.PID, os.getpid())
         _set(trial, attrs.DEVICE, self.device)
         _set(trial, attrs.WORKER, self.worker)
 

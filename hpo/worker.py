@@ -45,6 +45,7 @@ class RunSummary:
     trials_run: int = 0
     states: dict[str, int] = field(default_factory=dict)
     stopped_reason: str | None = None
+    recycle: bool = False  # stopped after its per-process quota; start a fresh process
 
 
 class _FailureGuard:
@@ -193,6 +194,7 @@ class _Watchdog:
 
 HANG_MARGIN = float(os.environ.get("HPO_HANG_MARGIN", "60"))
 HUNG_EXIT_CODE = 75
+RECYCLE_EXIT_CODE = 76  # quota of trials per process reached: restart me, not an error
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -272,6 +274,7 @@ def run_worker(
     budget: int | None = None,
     storage_url: str | None = None,
     objective: Callable[[optuna.Trial], float] | None = None,
+    max_trials_per_process: int | None = None,
 ) -> RunSummary:
     """Run trials of ``study`` in this process.
 
@@ -301,6 +304,11 @@ def run_worker(
     deadline = time.monotonic() + timeout if timeout else None
     limit = config.training.trial_timeout
     while n_trials is None or summary.trials_run < n_trials:
+        if max_trials_per_process and summary.trials_run >= max_trials_per_process:
+            # TensorFlow keeps some memory per trained model even after the session
+            # is cleared; a fresh process after a quota keeps long runs bounded.
+            summary.recycle = budget is None or finished_count(study) < budget
+            break
         if deadline is not None and time.monotonic() > deadline:
             break
         trial = _next_trial(study, storage_url, budget)

@@ -175,3 +175,28 @@ def test_study_survives_a_database_restart(tmp_path: Path, postgres_url: str) ->
     study = optuna.load_study(study_name="par", storage=postgres_url)
     assert len(finished(study)) == 4
     assert all(t.state != TrialState.RUNNING for t in study.trials)
+
+
+def test_workers_are_recycled_after_their_quota(tmp_path: Path, sqlite_url: str) -> None:
+    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+    result = hpo(
+        "launch",
+        str(study_file),
+        "--gpus",
+        "none",
+        "--workers-per-gpu",
+        "1",
+        "--trials",
+        "3",
+        "--max-trials-per-process",
+        "1",
+        "--storage",
+        sqlite_url,
+        "-q",
+    )
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="par", storage=sqlite_url)
+    done = finished(study)
+    assert len(done) == 3
+    assert len({t.user_attrs[attrs.PID] for t in done}) == 3, "a fresh process per trial"
+    assert all(t.state != TrialState.FAIL for t in study.trials)
