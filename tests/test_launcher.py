@@ -200,3 +200,25 @@ def test_workers_are_recycled_after_their_quota(tmp_path: Path, sqlite_url: str)
     assert len(done) == 3
     assert len({t.user_attrs[attrs.PID] for t in done}) == 3, "a fresh process per trial"
     assert all(t.state != TrialState.FAIL for t in study.trials)
+
+
+def test_launch_on_mariadb_to_an_exact_total(tmp_path: Path, mysql_url: str) -> None:
+    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+    result = hpo(
+        "launch",
+        str(study_file),
+        "--gpus",
+        "none",
+        "--workers-per-gpu",
+        "2",
+        "--trials",
+        "4",
+        "--storage",
+        mysql_url,
+        "-q",
+        env=FAST_HEARTBEAT,
+    )
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="par", storage=mysql_url)
+    assert len(finished(study)) == 4
+    assert all(t.state != TrialState.RUNNING for t in study.trials)
