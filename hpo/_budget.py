@@ -29,8 +29,11 @@ def _key(study_name: str) -> int:
 def budget_lock(url: str, study_name: str) -> Iterator[None]:
     """Hold a lock named after the study for the duration of the block."""
     if url.startswith("grpc://"):
-        yield  # the proxy serialises nothing for us; the budget may overshoot by a few
+        yield  # no lock behind the proxy: the worker settles the budget by trial numbers
         return
+    from hpo.storage import normalize_url
+
+    url = normalize_url(url)  # the drivers hpo installs (postgresql:// means psycopg 3)
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":

@@ -1,4 +1,9 @@
-"""Riding out a database that is away for a moment (restart, fail-over)."""
+"""Riding out a database that is away for a moment (restart, fail-over).
+
+Storage calls of the worker loop go through ``retrying``: SQLAlchemy's
+connection errors (the pool pings and reconnects on the next try) and, behind
+the gRPC proxy, an unavailable proxy or a database error it passes on.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,26 @@ from typing import TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+try:
+    from grpc import RpcError as _RpcError
+except ImportError:  # grpc is only needed behind the storage proxy
+
+    class _RpcError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+def _transient_rpc(exc: Exception) -> bool:
+    """The proxy restarting, or the database behind it away for a moment."""
+    import grpc
+
+    code = exc.code() if callable(getattr(exc, "code", None)) else None  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    details = str(exc.details()) if callable(getattr(exc, "details", None)) else ""  # type: ignore[attr-defined]
+    return code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and any(
+        word in details for word in ("OperationalError", "InterfaceError", "StorageInternalError")
+    )
 
 
 def retrying(call: Callable[[], T], what: str, patience: float = 120.0) -> T:
@@ -24,7 +49,10 @@ def retrying(call: Callable[[], T], what: str, patience: float = 120.0) -> T:
             sa.exc.OperationalError,
             sa.exc.InterfaceError,
             optuna.exceptions.StorageInternalError,
+            _RpcError,
         ) as exc:
+            if isinstance(exc, _RpcError) and not _transient_rpc(exc):
+                raise
             if waited >= patience:
                 from hpo.errors import StorageError
                 from hpo.storage import redact

@@ -33,3 +33,6 @@ WORKER = "worker"  # "<host>:<pid>" or a launcher slot name
 FAIL_REASON = "fail_reason"
 PARAMS_FULL = "params_full"  # searched + fixed hyperparameters the trainer used
 SUGGEST_SECONDS = "suggest_seconds"  # time the sampler spent on this trial
+TIMING = "timing"  # seconds per part: build, data, cache, features, fit, predict, metrics, ...
+FEATURE_CACHE = "feature_cache"  # {"features": "off|memory|disk|computed", "cut": ..., ...}
+VISIBLE_DEVICES = "cuda_visible_devices"  # the worker's CUDA_VISIBLE_DEVICES: its physical GPU(s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -306,16 +307,23 @@ def worker(
     store = _open(url, heartbeat=True)
     prepare_dataset(config)
     study = make_study(config, store)
-    summary = run_worker(
-        config,
-        study,
-        n_trials=None,
-        budget=config.budget.trials,
-        storage_url=url,
-        worker=worker_name,
-        timeout=config.budget.timeout,
-        max_trials_per_process=max_trials_per_process,
-    )
+    from hpo.worker import Interrupted
+
+    try:
+        summary = run_worker(
+            config,
+            study,
+            n_trials=None,
+            budget=config.budget.trials,
+            storage_url=url,
+            worker=worker_name,
+            timeout=config.budget.timeout,
+            max_trials_per_process=max_trials_per_process,
+        )
+    except Interrupted as exc:
+        # The running trial (if any) is already failed and queued again.
+        print(f"worker {worker_name or ''} stopped by {exc.signal_name}", file=sys.stderr)
+        raise typer.Exit(128 + int(signal.Signals[exc.signal_name])) from None
     done = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items())) or "none"
     console.print(f"worker {worker_name or ''} done: {done}")
     if summary.recycle:
@@ -402,11 +410,19 @@ def storage_proxy(
         raise HpoError(f"--port: must be between 1 and 65535, got {port}")
     import optuna
 
-    store = _open(storage)
-    from hpo.storage import redact, resolve_url
-
-    console.print(f"serving {redact(resolve_url(storage))} on grpc://{host}:{port}")
+    url = _storage_url_only(storage)
+    if url.startswith("grpc://"):
+        raise HpoError("storage-proxy: --storage must be a database URL, not grpc://")
+    # Optuna's cache in front of the RDB storage, as its proxy documentation advises.
+    store = optuna.storages.get_storage(_open(url))
+    console.print(f"serving {redact(url)} on grpc://{host}:{port}")
     optuna.storages.run_grpc_proxy_server(store, host=host, port=port)
+
+
+def _storage_url_only(cli_value: str | None) -> str:
+    from hpo.storage import resolve_url
+
+    return resolve_url(cli_value)
 
 
 # --------------------------------------------------------------------------
@@ -533,6 +549,104 @@ def _storage_url(cli_value: str | None, config: StudyConfig) -> str:
     from hpo.storage import resolve_url
 
     return resolve_url(cli_value, config.storage)
+
+
+# --------------------------------------------------------------------------
+# export and predict
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the model into.")],
+    trial: Annotated[
+        int | None, typer.Option("--trial", help="Trial number (default: the best trial).")
+    ] = None,
+    storage: StorageOpt = None,
+    train_on: Annotated[
+        str, typer.Option("--train-on", help="Retrain on 'train' or 'train+val'.")
+    ] = "train",
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap resamples for 95% intervals (0: none).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    gradcam_per_class: Annotated[
+        int, typer.Option("--gradcam-per-class", help="Grad-CAM test images per class.")
+    ] = 3,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an export already in --out.")
+    ] = False,
+) -> None:
+    """Retrain a trial, evaluate it once on the test split, write model, metadata and card."""
+    from rich.markup import escape
+
+    from hpo.export import TRAIN_ON, export_model
+
+    if train_on not in TRAIN_ON:
+        raise HpoError(f"--train-on: must be one of {', '.join(TRAIN_ON)}, got '{train_on}'")
+    if trial is not None and trial < 0:
+        raise HpoError(f"--trial: must be 0 or more, got {trial}")
+    # TensorFlow starts only once study, trial, folder and data have passed their checks.
+    result = export_model(
+        _open(storage),
+        name,
+        out,
+        trial=trial,
+        train_on=train_on,  # type: ignore[arg-type]
+        n_bootstrap=bootstrap,
+        seed=seed,
+        gradcam_per_class=gradcam_per_class,
+        overwrite=overwrite,
+    )
+    m = result.metrics
+    console.print(
+        f"[bold]{escape(result.study)}[/] trial {result.trial} retrained on {train_on}, "
+        f"tested once on {m.n_test} held-out images"
+    )
+    for key in ("macro_f1", "balanced_accuracy", "roc_auc"):
+        e = m.overall[key]
+        interval = f" [{e.low:.4f}, {e.high:.4f}]" if e.low is not None else ""
+        console.print(f"  test {key} {_fmt(e.value)}{escape(interval)}")
+    for path in result.files:
+        console.print(f"wrote {escape(str(path))}")
+    console.print(f"model sha256 {result.model_sha256}")
+    if result.previous_test_uses:
+        last = result.previous_test_uses[-1]
+        console.print(
+            f"[yellow]note:[/] the test split was used {len(result.previous_test_uses)} time(s) "
+            f"before (last {escape(str(last.get('at')))}, trial {last.get('trial')}); picking "
+            "among models by test score makes it less of a held-out estimate"
+        )
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Folder written by 'hpo export'.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Classify images with an exported model (sha256 checked, Keras safe mode)."""
+    if output not in ("table", "csv", "json"):
+        raise HpoError(f"--format: must be table, csv or json, got '{output}'")
+    from hpo.export import predict_files
+
+    result = predict_files(model_dir, images)
+    if output == "json":
+        print(result.to_json())
+        return
+    if output == "csv":
+        sys.stdout.write(result.to_csv())
+        return
+    from rich.markup import escape
+
+    table = Table(header_style="bold")
+    table.add_column("file")
+    table.add_column("predicted")
+    for cls in result.class_names:
+        table.add_column(escape(cls), justify="right")
+    for f, predicted, row in zip(result.files, result.predicted, result.proba, strict=True):
+        table.add_row(escape(str(f)), escape(predicted), *(f"{float(p):.4f}" for p in row))
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -86,7 +86,7 @@ class DatasetSection(_Model):
     groups: StrictStr | None = None
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
-    split_seed: StrictInt = 42
+    split_seed: StrictInt = Field(42, ge=0, lt=2**32 - 1)  # NumPy/sklearn range; +1 is used
     on_corrupt: Literal["error", "skip"] = "error"
     max_per_class: StrictInt | None = Field(None, ge=2)
 
@@ -143,14 +143,38 @@ class ModelSection(_Model):
         return self
 
 
+class DataPipelineSection(_Model):
+    """tf.data settings; "auto" lets tf.data tune the value (AUTOTUNE)."""
+
+    cache: StrictBool = True
+    prefetch: Literal["auto"] | Annotated[StrictInt, Field(ge=0)] = "auto"
+    parallel_calls: Literal["auto"] | Annotated[StrictInt, Field(ge=1)] = "auto"
+
+
 class TrainingSection(_Model):
     head_epochs: StrictInt = Field(5, ge=1, le=1000)
     finetune_epochs: StrictInt = Field(0, ge=0, le=1000)
     class_weights: Literal["balanced", "none"] = "balanced"
-    seed: StrictInt = 0
+    seed: StrictInt = Field(0, ge=0, lt=2**32)  # what Keras and NumPy accept
     trial_timeout: float | None = Field(None, gt=0)
     augment: StrictBool = False
     mixed_precision: Literal["off", "float16", "bfloat16"] = "off"
+    # Backbone activations computed once and reused by every trial (hpo.cache);
+    # auto: on when the backbone has pretrained weights and augment is off.
+    feature_cache: Literal["auto", "on", "off"] = "auto"
+    cache_dir: StrictStr | None = None  # default storage/cache; $HPO_CACHE_DIR wins
+    cache_max_gb: float = Field(2.0, gt=0)  # activations above this train the normal way
+    xla: Literal["auto", "on", "off"] = "auto"  # jit_compile; auto: on with a GPU
+    data: DataPipelineSection = Field(default_factory=lambda: DataPipelineSection())
+
+    @model_validator(mode="after")
+    def _cache_needs_fixed_images(self) -> TrainingSection:
+        if self.feature_cache == "on" and self.augment:
+            raise ValueError(
+                "feature_cache: on cannot be combined with augment: true; augmented "
+                "images change the backbone's output every epoch"
+            )
+        return self
 
 
 class ParamSpec(_Model):
@@ -176,7 +200,7 @@ class ParamSpec(_Model):
         if self.low is None or self.high is None:
             raise ValueError(f"{self.type} needs both 'low' and 'high'")
         for v in (self.low, self.high):
-            if not math.isfinite(v):
+            if abs(v) > 1e300 or not math.isfinite(v):  # huge ints overflow float()
                 raise ValueError("'low' and 'high' must be finite numbers")
         if self.type == "int":
             for key in ("low", "high", "step"):
@@ -188,7 +212,7 @@ class ParamSpec(_Model):
         if self.log and self.low <= 0:
             raise ValueError(f"log scale needs 'low' > 0, got {self.low}")
         if self.step is not None:
-            if self.step <= 0:
+            if not self.step > 0:  # NaN too
                 raise ValueError(f"'step' must be positive, got {self.step}")
             if self.log:
                 raise ValueError("'step' and 'log: true' cannot be combined")
@@ -202,7 +226,7 @@ ParamEntry = Annotated[ParamSpec | Scalar, Field(union_mode="left_to_right")]
 
 class SamplerSection(_Model):
     name: StrictStr = "tpe"
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(None, ge=0, lt=2**32)  # what Optuna samplers accept
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")

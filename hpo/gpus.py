@@ -2,7 +2,8 @@
 
 The launcher pins each worker to one GPU with ``CUDA_VISIBLE_DEVICES``; a
 worker then sees its GPU as ``GPU:0`` and turns memory growth on, so several
-workers can share one card.
+workers can share one card. Discovery asks ``nvidia-smi``, which answers in
+milliseconds, where importing TensorFlow would take seconds and claim the GPUs.
 """
 
 from __future__ import annotations
@@ -20,31 +21,62 @@ ENV_OVERRIDE = "HPO_GPUS_OVERRIDE"
 
 
 @dataclass(frozen=True)
+class Gpu:
+    index: str
+    name: str = ""
+    memory_mib: int | None = None
+
+    def label(self) -> str:
+        memory = f" {self.memory_mib / 1024:.0f} GiB" if self.memory_mib else ""
+        return f"{self.index} {self.name}{memory}".strip()
+
+
+@dataclass(frozen=True)
 class Slot:
     name: str
     gpu: str | None  # the physical index given to CUDA_VISIBLE_DEVICES, None for CPU
+    label: str = ""  # what the live table shows: "1 NVIDIA A100 80 GiB", or "cpu"
 
     def env(self, cpu_threads: int | None = None) -> dict[str, str]:
+        """The variables that pin a worker process to this slot."""
         env = {"CUDA_VISIBLE_DEVICES": self.gpu if self.gpu is not None else ""}
         if self.gpu is not None:
             env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         elif cpu_threads:
+            # K CPU workers share the cores instead of each starting one thread per core.
             env["TF_NUM_INTRAOP_THREADS"] = str(cpu_threads)
             env["TF_NUM_INTEROP_THREADS"] = "1"
+            env["OMP_NUM_THREADS"] = str(cpu_threads)
         return env
 
 
-def discover() -> list[str]:
-    """Indices of the GPUs nvidia-smi lists (empty without a GPU or driver)."""
+def parse_nvidia_smi(text: str) -> list[Gpu]:
+    """Rows of ``--query-gpu=index,name,memory.total --format=csv,noheader``."""
+    gpus = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if not fields or not fields[0].isdigit():
+            continue
+        name = fields[1] if len(fields) > 1 else ""
+        memory = None
+        if len(fields) > 2:
+            number = fields[2].split()[0] if fields[2].split() else ""
+            memory = int(number) if number.isdigit() else None
+        gpus.append(Gpu(fields[0], name, memory))
+    return gpus
+
+
+def discover_gpus() -> list[Gpu]:
+    """The GPUs nvidia-smi lists (empty without a GPU or driver)."""
     override = os.environ.get(ENV_OVERRIDE)
     if override is not None:
-        return [g.strip() for g in override.split(",") if g.strip()]
+        return [Gpu(g.strip(), "(override)") for g in override.split(",") if g.strip()]
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return []
     try:
         out = subprocess.run(
-            [exe, "--query-gpu=index", "--format=csv,noheader"],
+            [exe, "--query-gpu=index,name,memory.total", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -52,7 +84,12 @@ def discover() -> list[str]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
+    return parse_nvidia_smi(out)
+
+
+def discover() -> list[str]:
+    """Indices of the GPUs nvidia-smi lists."""
+    return [g.index for g in discover_gpus()]
 
 
 def plan_slots(gpus: str, workers_per_gpu: int) -> list[Slot]:
@@ -62,25 +99,30 @@ def plan_slots(gpus: str, workers_per_gpu: int) -> list[Slot]:
     """
     if workers_per_gpu < 1:
         raise ConfigError(f"--workers-per-gpu: must be at least 1, got {workers_per_gpu}")
-    available = discover()
     spec = gpus.strip().lower()
     if spec == "none":
-        chosen: list[str] = []
-    elif spec == "all":
-        chosen = available
+        return [Slot(f"cpu-w{k}", None, "cpu") for k in range(workers_per_gpu)]
+    found = discover_gpus()
+    by_index = {g.index: g for g in found}
+    if spec == "all":
+        chosen = [g.index for g in found]
     else:
         chosen = [g.strip() for g in spec.split(",") if g.strip()]
         bad = [g for g in chosen if not g.isdigit()]
         if bad or not chosen:
             raise ConfigError(f"--gpus: '{gpus}' is not 'all', 'none' or a list like 0,1,3")
-        missing = [g for g in chosen if available and g not in available]
+        missing = [g for g in chosen if found and g not in by_index]
         if missing:
             raise ConfigError(
                 f"--gpus: GPU {', '.join(missing)} not found; available: "
-                f"{', '.join(available) or 'none'}"
+                f"{', '.join(by_index) or 'none'}"
             )
         if len(set(chosen)) != len(chosen):
             raise ConfigError(f"--gpus: '{gpus}' lists a GPU twice")
     if not chosen:
-        return [Slot(f"cpu-w{k}", None) for k in range(workers_per_gpu)]
-    return [Slot(f"gpu{g}-w{k}", g) for g in chosen for k in range(workers_per_gpu)]
+        return [Slot(f"cpu-w{k}", None, "cpu") for k in range(workers_per_gpu)]
+    return [
+        Slot(f"gpu{g}-w{k}", g, by_index[g].label() if g in by_index else g)
+        for g in chosen
+        for k in range(workers_per_gpu)
+    ]

@@ -3,18 +3,23 @@
 Each worker is an ``hpo worker`` process pinned to one slot (a GPU, or a CPU
 share). Workers share the study's trial budget through the database, so the
 launcher only keeps them alive: a worker that dies or hangs is replaced (a
-bounded number of times per slot), and Ctrl-C stops every worker cleanly,
-their running trials failed and queued again.
+bounded number of times per slot), and Ctrl-C (or SIGTERM) stops every worker
+cleanly, their running trials failed and queued again. Nothing here imports
+TensorFlow; the table is read from the database like any report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +29,9 @@ from optuna.trial import TrialState
 
 from hpo import attrs
 from hpo._budget import cpu_threads_for
+from hpo._retry import retrying
 from hpo.errors import FatalError, HpoError
-from hpo.worker import RECYCLE_EXIT_CODE
+from hpo.worker import HUNG_EXIT_CODE, RECYCLE_EXIT_CODE
 
 if TYPE_CHECKING:
     import optuna
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 
 MAX_RESTARTS = 3
 USER_ERROR = 2
+STOP_GRACE = 30.0  # seconds a worker gets to fail and re-queue its trial after SIGTERM
 
 
 @dataclass
@@ -49,9 +56,21 @@ class _Worker:
     log_path: Path | None = None
 
 
-def _worker_command(
+def worker_env(
+    slot: Slot, cpu_threads: int | None, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a worker process: the slot's pinning over ours."""
+    return {
+        **(os.environ if base is None else base),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        **slot.env(cpu_threads),
+    }
+
+
+def worker_command(
     study_file: Path, storage_url: str, budget: int, name: str, per_process: int | None
 ) -> list[str]:
+    """``hpo worker``, exactly as a user on another host would run it."""
     command = [
         sys.executable,
         "-m",
@@ -84,8 +103,6 @@ def launch_study(
     per_process: int | None = None,
 ) -> dict[str, Any]:
     """Run ``slots`` workers until the study has ``budget`` finished trials."""
-    from hpo.worker import finished_count
-
     cpu_slots = sum(1 for s in slots if s.gpu is None)
     threads = cpu_threads_for(cpu_slots) if cpu_slots else None
     with tempfile.TemporaryDirectory(prefix="hpo-launch-") as tmp:
@@ -94,12 +111,11 @@ def launch_study(
         workers = [_Worker(slot) for slot in slots]
 
         def start(w: _Worker) -> None:
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **w.slot.env(threads)}
             w.log_path = Path(tmp) / f"{w.slot.name}.{w.restarts}.{w.recycled}.log"
             log = open(w.log_path, "w", encoding="utf-8")  # noqa: SIM115 - owned by the child
             w.proc = subprocess.Popen(
-                _worker_command(study_file, storage_url, budget, w.slot.name, per_process),
-                env=env,
+                worker_command(study_file, storage_url, budget, w.slot.name, per_process),
+                env=worker_env(w.slot, threads),
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 text=True,
@@ -107,38 +123,51 @@ def launch_study(
             )
             log.close()
 
-        for w in workers:
-            start(w)
-        live = _LiveTable(study, workers, budget, console, quiet)
-        try:
-            with live:
-                while True:
-                    for w in workers:
-                        if w.proc is None or w.proc.poll() is None:
-                            continue
-                        code = w.proc.returncode
-                        w.exit_codes.append(code)
-                        w.last_error = _last_line(w.log_path)
-                        w.proc = None
-                        if code == 0 or finished_count(study) >= budget:
-                            continue
-                        if code == RECYCLE_EXIT_CODE:
-                            w.recycled += 1
-                            start(w)  # a planned fresh process, not a failure
-                            continue
-                        if code == USER_ERROR:
-                            raise HpoError(f"worker {w.slot.name}: {w.last_error}")
-                        if w.restarts < max_restarts:
-                            w.restarts += 1
-                            start(w)
-                    live.refresh()
-                    if all(w.proc is None for w in workers):
-                        break
-                    time.sleep(poll)
-        except BaseException:
-            _stop_all(workers)
-            raise
-    done = finished_count(study)
+        def finished() -> int:
+            return retrying(lambda: _finished(study), "count")
+
+        with _sigterm_as_interrupt():
+            try:
+                for w in workers:
+                    start(w)
+                live = _LiveTable(study, workers, budget, console, quiet)
+                with live:
+                    while True:
+                        for w in workers:
+                            if w.proc is None or w.proc.poll() is None:
+                                continue
+                            code = w.proc.returncode
+                            w.exit_codes.append(code)
+                            w.last_error = _last_line(w.log_path)
+                            w.proc = None
+                            if code == 0 or finished() >= budget:
+                                continue
+                            if code == RECYCLE_EXIT_CODE:
+                                w.recycled += 1
+                                start(w)  # a planned fresh process, not a failure
+                                continue
+                            if code == USER_ERROR:
+                                raise HpoError(f"worker {w.slot.name}: {w.last_error}")
+                            if w.restarts < max_restarts:
+                                w.restarts += 1
+                                start(w)  # killed, crashed or hung: a replacement
+                        live.refresh()
+                        if all(w.proc is None for w in workers):
+                            break
+                        time.sleep(poll)
+            except BaseException as exc:
+                stopped = _stop_all(study, workers)
+                if isinstance(exc, KeyboardInterrupt) and console is not None:
+                    console.print(
+                        f"interrupted: {len(workers)} worker(s) stopped; "
+                        + (
+                            f"trial(s) {', '.join(map(str, stopped))} failed and re-queued"
+                            if stopped
+                            else "no trial was running"
+                        )
+                    )
+                raise
+    done = finished()
     summary = {
         "finished": done,
         "budget": budget,
@@ -147,7 +176,9 @@ def launch_study(
         "exit_codes": {w.slot.name: w.exit_codes for w in workers},
     }
     if done < budget:
-        reasons = "; ".join(f"{w.slot.name}: {w.last_error}" for w in workers if w.last_error)
+        reasons = "; ".join(
+            f"{w.slot.name}: {_exit_text(w)}" for w in workers if w.exit_codes or w.last_error
+        )
         raise FatalError(
             f"workers stopped with {done} of {budget} trials finished "
             f"(restarts used up); {reasons or 'no error recorded'}"
@@ -155,20 +186,92 @@ def launch_study(
     return summary
 
 
-def _stop_all(workers: list[_Worker], grace: float = 30.0) -> None:
-    """SIGTERM every worker (each fails and re-queues its trial), then wait."""
-    for w in workers:
-        if w.proc is not None and w.proc.poll() is None:
-            w.proc.send_signal(signal.SIGTERM)
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _exit_text(w: _Worker) -> str:
+    code = w.exit_codes[-1] if w.exit_codes else None
+    if code == HUNG_EXIT_CODE:
+        what = "hung past training.trial_timeout"
+    elif code is not None and code < 0:
+        what = f"killed by {signal.Signals(-code).name}"
+    else:
+        what = f"exit code {code}"
+    return f"{what}{f' ({w.last_error})' if w.last_error else ''}"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM to the launcher (a scheduler's stop) does what Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_all(study: optuna.Study, workers: list[_Worker], grace: float = STOP_GRACE) -> list[int]:
+    """Stop every worker; return the numbers of the trials that were running.
+
+    SIGTERM makes each worker fail its running trial and queue it again. A
+    worker stuck inside one TensorFlow operation cannot act on it; after the
+    grace period (or a second Ctrl-C) it is killed and the launcher fails and
+    re-queues its trial itself, so no trial is left RUNNING.
+    """
+    live = [w for w in workers if w.proc is not None and w.proc.poll() is None]
+    ours = {w.proc.pid for w in live if w.proc is not None}
+    running_before = _running_trials(study, ours)
+    for w in live:
+        with contextlib.suppress(ProcessLookupError):
+            w.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
     deadline = time.monotonic() + grace
-    for w in workers:
-        if w.proc is None:
-            continue
+    killed: set[int] = set()
+    for w in live:
+        assert w.proc is not None
         try:
             w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            deadline = time.monotonic()  # a second Ctrl-C: no more waiting for anyone
             w.proc.kill()
             w.proc.wait()
+            killed.add(w.proc.pid)
+    if killed:
+        _fail_trials_of(study, killed)
+    return sorted(t.number for t in running_before)
+
+
+def _running_trials(study: optuna.Study, pids: set[int]) -> list[optuna.trial.FrozenTrial]:
+    """The RUNNING trials of this host's worker processes ``pids``."""
+    host = socket.gethostname()
+    with contextlib.suppress(Exception):  # the database is away: report nothing
+        return [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get(attrs.PID) in pids and t.user_attrs.get(attrs.HOST) == host
+        ]
+    return []
+
+
+def _fail_trials_of(study: optuna.Study, pids: set[int]) -> None:
+    """Fail and re-queue the RUNNING trials of workers that had to be killed."""
+    from hpo.storage import RequeueFailedTrial
+
+    requeue = RequeueFailedTrial(max_retry=None, cause="interrupted")
+    storage = study._storage
+    reason = f"interrupted; worker did not stop within {STOP_GRACE:g} s and was killed"
+    for t in _running_trials(study, pids):
+        with contextlib.suppress(Exception):
+            storage.set_trial_user_attr(t._trial_id, attrs.FAIL_REASON, reason)
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                requeue(study, storage.get_trial(t._trial_id))
 
 
 def _last_line(path: Path | None) -> str:
@@ -193,6 +296,8 @@ class _LiveTable:
         self.console, self.quiet = console, quiet
         self.live: Any = None
         self.started = time.monotonic()
+        self.done_at_start: int | None = None
+        self.last: Any = None
 
     def __enter__(self) -> _LiveTable:
         if not self.quiet and self.console is not None:
@@ -212,10 +317,22 @@ class _LiveTable:
             self.live.update(self.render())
 
     def render(self) -> Any:
+        """The table; while the database is away, the last one with a note."""
+        from rich.console import Group
+        from rich.text import Text
+
+        try:
+            trials = self.study.get_trials(deepcopy=False)
+        except Exception:
+            note = Text("database unreachable; workers are retrying", style="yellow")
+            return Group(self.last, note) if self.last is not None else note
+        self.last = self._render(trials)
+        return self.last
+
+    def _render(self, trials: list[optuna.trial.FrozenTrial]) -> Any:
         from rich.console import Group
         from rich.table import Table
 
-        trials = self.study.get_trials(deepcopy=False)
         counts = {s: 0 for s in TrialState}
         best = None
         for t in trials:
@@ -226,34 +343,44 @@ class _LiveTable:
             t.user_attrs.get(attrs.WORKER): t for t in trials if t.state == TrialState.RUNNING
         }
         table = Table(title=f"{self.study.study_name}: workers", header_style="bold")
-        for col in ("worker", "GPU", "pid", "state", "trial", "epoch", "last F1", "restarts"):
+        for col in ("slot", "GPU", "pid", "trial", "epoch", "last F1", "state", "restarts"):
             table.add_column(col)
         for w in self.workers:
             current = running.get(w.slot.name)
             steps = sorted(current.intermediate_values) if current is not None else []
+            if w.proc is not None:
+                state = "training" if current is not None else "waiting"
+            else:
+                state = _exit_text(w).split(" (")[0] if w.exit_codes else "exited"
             table.add_row(
                 w.slot.name,
-                w.slot.gpu if w.slot.gpu is not None else "cpu",
+                w.slot.label or (w.slot.gpu if w.slot.gpu is not None else "cpu"),
                 str(w.proc.pid) if w.proc is not None else "-",
-                "running" if w.proc is not None else "exited",
                 str(current.number) if current is not None else "-",
                 str(steps[-1] + 1) if steps else "-",
                 f"{current.intermediate_values[steps[-1]]:.4f}"
                 if steps and current is not None
                 else "-",
+                state,
                 str(w.restarts),
             )
         done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if self.done_at_start is None:
+            self.done_at_start = done
+        new = done - self.done_at_start
         elapsed = time.monotonic() - self.started
-        eta = "-"
-        if 0 < done < self.budget:
-            eta = f"{elapsed / done * (self.budget - done):.0f} s"
-        line = (
-            f"done {done}/{self.budget}  running {counts[TrialState.RUNNING]}  "
-            f"failed {counts[TrialState.FAIL]}  pruned {counts[TrialState.PRUNED]}  "
-            f"best F1 {best:.4f}  ETA {eta}"
-            if best is not None
-            else f"done {done}/{self.budget}  running {counts[TrialState.RUNNING]}  "
-            f"failed {counts[TrialState.FAIL]}  pruned {counts[TrialState.PRUNED]}  ETA {eta}"
+        eta = (
+            f"{elapsed / new * (self.budget - done):.0f} s"
+            if new > 0 and done < self.budget
+            else "-"
         )
-        return Group(table, line)
+        parts = [
+            f"done {done}/{self.budget}",
+            f"running {counts[TrialState.RUNNING]}",
+            f"queued {counts[TrialState.WAITING]}",
+            f"failed {counts[TrialState.FAIL]}",
+            f"pruned {counts[TrialState.PRUNED]}",
+            f"best F1 {best:.4f}" if best is not None else "best F1 -",
+            f"ETA {eta}",
+        ]
+        return Group(table, "  ".join(parts))

@@ -67,7 +67,7 @@ class Objective:
         self.total_epochs = config.training.head_epochs + config.training.finetune_epochs
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from hpo.training import clear_session, train_and_evaluate
+        from hpo.training import KERAS_PARTS, clear_session, train_and_evaluate
 
         t_start = time.perf_counter()
         params = self.space.suggest(trial)
@@ -107,7 +107,10 @@ class Objective:
         _set(trial, attrs.F1_PER_CLASS, ev.f1_per_class)
         _set(trial, attrs.CONFUSION, ev.confusion_matrix)
         _set(trial, attrs.ROC_CURVES, ev.roc_curves)
-        overhead = time.perf_counter() - t_start - result.train_seconds
+        _set(trial, attrs.TIMING, result.timing)
+        _set(trial, attrs.FEATURE_CACHE, result.cache)
+        keras_seconds = sum(result.timing.get(part, 0.0) for part in KERAS_PARTS)
+        overhead = time.perf_counter() - t_start - keras_seconds
         _set(trial, attrs.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
         if result.pruned:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")

@@ -67,10 +67,10 @@ def _check_value(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"search_space.{name}: {value!r} is not a number")
     low, high, allowed = _BOUNDS[name]
-    if name in _INTEGER and not float(value).is_integer():
+    if name in _INTEGER and isinstance(value, float) and not value.is_integer():
         raise ConfigError(f"search_space.{name}: {value!r} must be {allowed}")
     positive = name in ("learning_rate", "finetune_lr_factor")
-    if value < low or value > high or (positive and value <= 0):
+    if not low <= value <= high or (positive and value <= 0):  # NaN fails too
         raise ConfigError(f"search_space.{name}: {value!r} is out of range; must be {allowed}")
 
 

@@ -22,6 +22,11 @@ ENV_VAR = "HPO_STORAGE"
 # Heartbeats let a worker on another host notice a dead one's RUNNING trial.
 HEARTBEAT_INTERVAL = int(os.environ.get("HPO_HEARTBEAT_INTERVAL", "30"))
 GRACE_PERIOD = int(os.environ.get("HPO_GRACE_PERIOD", "90"))
+# Behind the gRPC proxy there is no heartbeat table: a worker beats by changing
+# this trial system attr, and others watch it change (no clocks compared).
+BEAT_ATTR = "hpo:beat"
+# Counts of re-queues by cause, on the queued trial: {"lost": k, "interrupted": j}.
+REQUEUES_ATTR = "hpo:requeues"
 
 _DRIVERS = {
     "postgresql": "postgresql+psycopg",
@@ -100,9 +105,7 @@ def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseSt
         return GrpcStorageProxy(host=host, port=int(port))
     kwargs: dict[str, Any] = {"engine_kwargs": _engine_kwargs(url)}
     if heartbeat:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        retry = RequeueFailedTrial(max_retry=1, cause="lost")
         kwargs.update(
             heartbeat_interval=HEARTBEAT_INTERVAL,
             grace_period=GRACE_PERIOD,
@@ -125,3 +128,52 @@ def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseSt
         raise StorageError(
             f"storage: the database driver for '{redact(url)}' is not installed ({exc.name})"
         ) from None
+
+
+class RequeueFailedTrial:
+    """Queue a failed trial's parameters again, as a WAITING trial.
+
+    The heartbeat-stale callback of Optuna's ``RetryHeartbeatStaleTrialCallback``
+    with the same ``failed_trial`` and ``retry_history`` system attrs (Optuna's
+    helpers read them), with two differences: the queued trial starts clean (the
+    failed attempt's ``fail_reason``, worker and host stay on that attempt), and
+    ``max_retry`` counts only re-queues of one ``cause``, so a trial interrupted
+    by Ctrl-C keeps its one retry for a worker that dies later.
+    """
+
+    def __init__(self, *, max_retry: int | None, cause: str) -> None:
+        self.max_retry, self.cause = max_retry, cause
+
+    def will_requeue(self, trial: optuna.trial.FrozenTrial) -> bool:
+        used = int(trial.system_attrs.get(REQUEUES_ATTR, {}).get(self.cause, 0))
+        return self.max_retry is None or used < self.max_retry
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        import optuna
+
+        queued = "fixed_params" in trial.system_attrs  # enqueued by hand, not suggested yet
+        if not (trial.params or queued) or not self.will_requeue(trial):
+            return
+        counts = dict(trial.system_attrs.get(REQUEUES_ATTR, {}))
+        counts[self.cause] = int(counts.get(self.cause, 0)) + 1
+        system_attrs = {k: v for k, v in trial.system_attrs.items() if k != BEAT_ATTR}
+        system_attrs.update(
+            failed_trial=trial.system_attrs.get("failed_trial", trial.number),
+            retry_history=[*trial.system_attrs.get("retry_history", []), trial.number],
+        )
+        system_attrs[REQUEUES_ATTR] = counts
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                system_attrs=system_attrs,
+            )
+        )
+
+
+def native_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    """Whether the storage keeps Optuna's heartbeat table (RDB opened for workers)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return bool(is_heartbeat_enabled(storage))

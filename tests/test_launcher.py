@@ -114,7 +114,8 @@ def test_sigterm_fails_and_requeues_at_once(tmp_path: Path, sqlite_url: str) -> 
     assert "interrupted (SIGTERM)" in trial.user_attrs[attrs.FAIL_REASON]
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1
-    assert waiting[0].system_attrs["fixed_params"] == trial.params
+    assert waiting[0].params == trial.params  # the same point, tried again
+    assert waiting[0].system_attrs["failed_trial"] == number
 
 
 def test_launch_cpu_workers_to_an_exact_total(tmp_path: Path, sqlite_url: str) -> None:

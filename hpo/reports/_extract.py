@@ -124,7 +124,7 @@ def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
         sampler=dict(ua.get(attrs.STUDY_SAMPLER) or {}),
         pruner=dict(ua.get(attrs.STUDY_PRUNER) or {}),
         config=dict(ua.get(attrs.STUDY_CONFIG) or {}),
-        test_used=list(ua.get(attrs.STUDY_TEST_USED) or []),
+        test_used=[u for u in ua.get(attrs.STUDY_TEST_USED) or [] if isinstance(u, dict)],
         train_seconds_total=float(sum(seconds)),
         train_seconds_median=statistics.median(seconds) if seconds else None,
         wall_seconds=wall,

@@ -1,0 +1,212 @@
+"""``hpo export`` and ``hpo predict`` end to end, on a real two-trial study."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from hpo import attrs
+from hpo.export import CARD_FILE, METADATA_FILE, MODEL_FILE
+from tests.export.conftest import N_CLASSES, TinyStudy, class_name
+from tests.helpers import hpo
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_study: TinyStudy, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "model"
+    result = hpo(
+        "export",
+        tiny_study.name,
+        "--storage",
+        tiny_study.url,
+        "--out",
+        str(out),
+        "--bootstrap",
+        "200",
+        "--gradcam-per-class",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tested once on" in result.stdout and "model sha256" in result.stdout
+    return out
+
+
+def test_export_writes_model_metadata_and_card(exported: Path, tiny_study: TinyStudy) -> None:
+    assert sorted(p.name for p in exported.iterdir()) == sorted(
+        [MODEL_FILE, METADATA_FILE, CARD_FILE]
+    )
+    meta = json.loads((exported / METADATA_FILE).read_text())
+    study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
+    assert meta["trial"] == study.best_trial.number
+    assert meta["class_names"] == [class_name(k) for k in range(N_CLASSES)]
+    assert meta["dataset"]["sha256"] == study.user_attrs[attrs.STUDY_FINGERPRINT]["sha256"]
+    assert meta["params"] == study.best_trial.user_attrs[attrs.PARAMS_FULL]
+    assert set(meta["versions"]) >= {"hpo", "keras", "tensorflow", "optuna"}
+    m = meta["metrics"]
+    for key in ("macro_f1", "accuracy", "balanced_accuracy", "roc_auc"):
+        est = m["overall"][key]
+        low, high = est["ci"]
+        assert low <= est["value"] <= high, key
+    assert len(m["per_class"]) == N_CLASSES
+    for row in m["per_class"]:
+        assert {"class", "f1", "precision", "recall", "support"} <= set(row)
+    confusion = np.asarray(m["confusion_matrix"])
+    assert confusion.shape == (N_CLASSES, N_CLASSES)
+    n_test = sum(meta["dataset"]["split_counts"]["test"].values())
+    assert confusion.sum() == m["n_test"] == n_test
+
+    card = (exported / CARD_FILE).read_text()
+    for section in ("confusion", "roc", "perclass", "gradcam"):
+        assert f'id="{section}"' in card, section
+    figures = re.findall(
+        r'<script type="application/json" id="data-\d+">(.*?)</script>', card, re.S
+    )
+    assert len(figures) == 3
+    for fig in figures:
+        assert json.loads(fig)["data"], "a figure without traces"
+    assert card.count('<figure class="cam">') == 2 * N_CLASSES  # 2 Grad-CAMs per class
+    assert "digit <0>" not in card and "digit &lt;0&gt;" in card  # names escaped
+    assert "<script src=" not in card  # self-contained: plotly.js inlined
+
+
+def test_export_records_the_test_use_and_the_report_says_so(
+    exported: Path, tiny_study: TinyStudy, tmp_path: Path
+) -> None:
+    study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
+    uses = study.user_attrs[attrs.STUDY_TEST_USED]
+    assert [u["out"] for u in uses] == [str(exported.resolve())]
+    assert uses[0]["trial"] == study.best_trial.number
+    page = tmp_path / "report.html"
+    result = hpo("report", tiny_study.name, "--storage", tiny_study.url, "--out", str(page))
+    assert result.returncode == 0, result.stderr
+    html = page.read_text()
+    number = study.best_trial.number
+    assert "test split has been used by export" in html and f"(trial {number})" in html
+
+
+def test_predict_matches_the_model_before_saving(exported: Path, tiny_study: TinyStudy) -> None:
+    import keras
+
+    from hpo.export import collect_images, decode_images, predict_files
+    from hpo.models import build_model  # noqa: F401  registers the preprocessing layer
+
+    folder = tiny_study.data / class_name(2)
+    result = hpo("predict", str(exported), str(folder), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    files = collect_images([folder])
+    assert [r["file"] for r in rows] == [str(f) for f in files]
+    for row in rows:
+        assert abs(sum(row["probabilities"].values()) - 1.0) < 1e-4
+        assert row["predicted"] == max(row["probabilities"], key=row["probabilities"].get)
+
+    # Same numbers as the in-process API and as Keras loading the file itself.
+    api = predict_files(exported, [folder])
+    direct = keras.saving.load_model(exported / MODEL_FILE, compile=False).predict(
+        decode_images(files, api_shape(exported)), verbose=0
+    )
+    np.testing.assert_allclose(api.proba, direct, atol=1e-5)
+    cli = np.array([[r["probabilities"][c] for c in api.class_names] for r in rows])
+    np.testing.assert_allclose(cli, api.proba, atol=1e-5)
+    assert (api.proba.argmax(axis=1) == 2).mean() >= 0.5  # it learned something
+
+    table = hpo("predict", str(exported), str(files[0]), str(files[1]), "--format", "csv")
+    assert table.returncode == 0, table.stderr
+    parsed = list(csv.reader(io.StringIO(table.stdout)))
+    assert parsed[0] == ["file", "predicted", *api.class_names] and len(parsed) == 3
+
+
+def api_shape(folder: Path) -> tuple[int, int, int]:
+    shape = json.loads((folder / METADATA_FILE).read_text())["input_shape"]
+    return (shape[0], shape[1], shape[2])
+
+
+def test_predict_refuses_a_modified_model(
+    exported: Path, tiny_study: TinyStudy, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    image = str(next((tiny_study.data / class_name(0)).iterdir()))
+    # Rewrite the zip with one byte of a weight changed: still a valid .keras file.
+    src = copy / MODEL_FILE
+    with zipfile.ZipFile(src) as zin:
+        members = {name: zin.read(name) for name in zin.namelist()}
+    weights = next(n for n in members if n.endswith(".h5"))
+    blob = bytearray(members[weights])
+    blob[-100] ^= 0xFF
+    members[weights] = bytes(blob)
+    with zipfile.ZipFile(src, "w") as zout:
+        for name, data in members.items():
+            zout.writestr(name, data)
+    result = hpo("predict", str(copy), image)
+    assert result.returncode == 2
+    assert "does not match" in result.stderr and "refused" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    # A foreign model whose sha256 was written into model.json is loaded in
+    # safe mode: a Lambda layer (arbitrary code) is refused.
+    import keras
+
+    inp = keras.Input((16, 16, 1))
+    out = keras.layers.Dense(N_CLASSES, activation="softmax")(
+        keras.layers.Flatten()(keras.layers.Lambda(lambda t: t * 2.0)(inp))
+    )
+    keras.Model(inp, out).save(src)
+    from hpo.export import sha256_file
+
+    meta = json.loads((copy / METADATA_FILE).read_text())
+    meta["model_sha256"] = sha256_file(src)
+    (copy / METADATA_FILE).write_text(json.dumps(meta))
+    result = hpo("predict", str(copy), image)
+    assert result.returncode == 2
+    assert "safe mode" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_refuses_bad_requests_before_training(
+    exported: Path, tiny_study: TinyStudy, tmp_path: Path
+) -> None:
+    base = ["export", tiny_study.name, "--storage", tiny_study.url]
+    cases = [
+        ([*base, "--out", str(exported)], "already holds an export"),
+        ([*base, "--out", str(tmp_path / "a"), "--trial", "99"], "has no trial 99"),
+        ([*base, "--out", str(tmp_path / "b"), "--train-on", "all"], "--train-on"),
+        (["export", "nope", "--storage", tiny_study.url, "--out", str(tmp_path / "c")], "nope"),
+    ]
+    for args, message in cases:
+        result = hpo(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
+    assert len(study.user_attrs[attrs.STUDY_TEST_USED]) == 1  # refusals used no test data
+
+
+def test_export_refuses_changed_data(tiny_study: TinyStudy, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_study.data, data)
+    from PIL import Image
+
+    first = sorted((data / class_name(1)).iterdir())[0]
+    Image.new("L", (16, 16), 255).save(first)
+    study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
+    config = dict(study.user_attrs[attrs.STUDY_CONFIG])
+    # Point a copy of the study at the changed folder.
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    optuna.copy_study(from_study_name=tiny_study.name, from_storage=tiny_study.url, to_storage=url)
+    copy = optuna.load_study(study_name=tiny_study.name, storage=url)
+    config["dataset"] = {**config["dataset"], "path": str(data)}
+    copy.set_user_attr(attrs.STUDY_CONFIG, config)
+    result = hpo("export", tiny_study.name, "--storage", url, "--out", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "dataset changed" in result.stderr and "Traceback" not in result.stderr
