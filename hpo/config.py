@@ -165,6 +165,9 @@ class TrainingSection(_Model):
     cache_dir: StrictStr | None = None  # default storage/cache; $HPO_CACHE_DIR wins
     cache_max_gb: float = Field(2.0, gt=0)  # activations above this train the normal way
     xla: Literal["auto", "on", "off"] = "auto"  # jit_compile; auto: on with a GPU
+    # Validation F1 after every epoch (pruners need it); auto: only with a pruner,
+    # else once at the end, as a hand-written fit + evaluate would.
+    validate_every_epoch: Literal["auto"] | StrictBool = "auto"
     data: DataPipelineSection = Field(default_factory=lambda: DataPipelineSection())
 
     @model_validator(mode="after")

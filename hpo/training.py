@@ -238,6 +238,40 @@ class Timing:
 # one fit phase
 
 
+class Inference:
+    """Forward passes of one model through a ``tf.function`` of our own.
+
+    Keras drops its predict function whenever a model is compiled, so the
+    per-epoch validation predictions would be traced again in every phase;
+    this one is traced once per model and trial, as a single ``predict`` at
+    the end of a hand-written loop would be.
+    """
+
+    def __init__(self, jit_compile: bool = False) -> None:
+        self.jit_compile = jit_compile
+        self._fns: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        import tensorflow as tf
+
+        entry = self._fns.get(id(model))
+        if entry is None or entry[0] is not model:
+
+            def forward(batch: tf.Tensor) -> tf.Tensor:
+                return model(batch, training=False)
+
+            fn = tf.function(forward, reduce_retracing=True, jit_compile=self.jit_compile)
+            entry = self._fns[id(model)] = (model, fn)
+        fn = entry[1]
+        if len(x) == 0:
+            return predict_proba(model, x)
+        parts = [
+            np.asarray(fn(tf.constant(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)
+        ]
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return np.asarray(out, dtype=np.float64)
+
+
 class _EpochWatch:
     """Keras callback: validation F1 per epoch, pruning and the trial deadline."""
 
@@ -251,10 +285,13 @@ class _EpochWatch:
         offset: int,
         curve: list[float],
         timing: Timing | None = None,
+        inference: Inference | None = None,
     ) -> None:
         import keras
 
         outer = self
+        self.inference = inference or Inference()
+        self.every_epoch = True
 
         class Callback(keras.callbacks.Callback):  # type: ignore[misc]
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -278,8 +315,10 @@ class _EpochWatch:
         return self.timing.get("predict")
 
     def on_epoch_end(self, model: keras.Model, epoch: int) -> None:
+        if not self.every_epoch:
+            return
         with self.timing("predict"):
-            proba = predict_proba(model, self.x_val)
+            proba = self.inference(model, self.x_val)
         with self.timing("metrics"):
             if not np.isfinite(proba).all():
                 raise TrialFailedError("the model produced NaN predictions (diverged)")
@@ -313,6 +352,8 @@ class _Run:
         self.config, self.dataset, self.params, self.settings = config, dataset, params, settings
         self.reporter, self.on_phase, self.class_weight = reporter, on_phase, class_weight
         self.timing = Timing()
+        self.inference = Inference(settings.jit_compile)
+        self.every_epoch = validates_every_epoch(config)
         self.curve: list[float] = []
         self.epochs_run = 0
         self.pruned = False
@@ -370,7 +411,9 @@ class _Run:
             self.epochs_run,
             self.curve,
             self.timing,
+            self.inference,
         )
+        watch.every_epoch = self.every_epoch
         with self.timing("fit"):
             history = model.fit(
                 ds,
@@ -400,7 +443,7 @@ class _Run:
             return self.last_proba
         assert self.last_model is not None and self.last_val is not None
         with self.timing("predict"):
-            return predict_proba(self.last_model, self.last_val)
+            return self.inference(self.last_model, self.last_val)
 
 
 def _seed_head(model: keras.Model, seed: int) -> None:
@@ -439,6 +482,12 @@ def _phases(config: StudyConfig, params: dict[str, Any]) -> list[tuple[str, int,
             ("finetune", training.finetune_epochs, lr * float(params["finetune_lr_factor"]))
         )
     return phases
+
+
+def validates_every_epoch(config: StudyConfig) -> bool:
+    """auto: per-epoch validation F1 only when a pruner can act on it."""
+    every = config.training.validate_every_epoch
+    return config.pruner.name != "none" if every == "auto" else bool(every)
 
 
 def feature_cache_enabled(config: StudyConfig) -> bool:
@@ -506,7 +555,15 @@ def train_and_evaluate(
 
     proba = run.final_proba()
     with run.timing("metrics"):
+        if not np.isfinite(proba).all():
+            raise TrialFailedError("the model produced NaN predictions (diverged)")
         evaluation = evaluate(dataset.val.y, proba)
+    if not run.every_epoch and run.epochs_run:
+        # One point on the learning curve: the final score, at the last epoch.
+        run.curve.append(evaluation.macro_f1)
+        if reporter is not None:
+            with run.timing("report"):
+                reporter(run.epochs_run - 1, evaluation.macro_f1)
     timing = dict(run.timing.seconds)
     timing["total"] = time.perf_counter() - t_start
     train_seconds = timing.get("fit", 0.0)

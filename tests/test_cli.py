@@ -17,7 +17,7 @@ TINY = {
     "study": {"name": "tiny"},
     "dataset": {"source": "digits", "image_size": 12, "channels": 1, "max_per_class": 20},
     "model": {"backbone": "small_cnn", "weights": "none"},
-    "training": {"head_epochs": 2, "finetune_epochs": 0},
+    "training": {"head_epochs": 2, "finetune_epochs": 0, "validate_every_epoch": True},
     "search_space": {
         "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
         "dropout": {"type": "float", "low": 0.0, "high": 0.3},

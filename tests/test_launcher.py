@@ -28,6 +28,8 @@ TINY = {
         "dropout": {"type": "float", "low": 0.0, "high": 0.3},
     },
     "sampler": {"name": "tpe", "seed": 0},
+    # A pruner that never prunes: trials report every epoch, which the tests wait for.
+    "pruner": {"name": "median", "options": {"n_startup_trials": 1000}},
 }
 FAST_HEARTBEAT = {
     "HPO_HEARTBEAT_INTERVAL": "1",
@@ -61,18 +63,24 @@ def start_worker(study_file: Path, url: str, budget: int, name: str) -> subproce
 
 
 def wait_for_running(url: str, name: str, worker: str, timeout: float = 120) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            study = optuna.load_study(study_name="par", storage=url)
-        except KeyError:
-            time.sleep(0.5)
-            continue
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get(attrs.WORKER) == worker and t.intermediate_values:
-                return t.number
-        time.sleep(0.3)
-    raise AssertionError(f"{worker} never ran a trial")
+    # One storage for all polls: a new one per poll leaves a connection open
+    # each time, until PostgreSQL refuses more clients.
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                study = optuna.load_study(study_name=name, storage=storage)
+            except KeyError:
+                time.sleep(0.5)
+                continue
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if t.user_attrs.get(attrs.WORKER) == worker and t.intermediate_values:
+                    return t.number
+            time.sleep(0.3)
+        raise AssertionError(f"{worker} never ran a trial")
+    finally:
+        storage.engine.dispose()
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

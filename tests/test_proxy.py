@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -15,7 +17,7 @@ from optuna.trial import TrialState
 
 from hpo import attrs
 from tests.helpers import write
-from tests.test_launcher import TINY, start_worker
+from tests.test_launcher import TINY, start_worker, wait_for_running
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +28,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_four_workers_through_the_proxy(tmp_path: Path, postgres_url: str) -> None:
+@pytest.fixture
+def proxy(postgres_url: str) -> Iterator[str]:
+    """``hpo storage-proxy`` in front of a fresh PostgreSQL database: its grpc:// URL."""
     port = free_port()
-    proxy = subprocess.Popen(
+    server = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -50,18 +54,21 @@ def test_four_workers_through_the_proxy(tmp_path: Path, postgres_url: str) -> No
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
-            assert proxy.poll() is None, proxy.communicate()[1]
+            assert server.poll() is None, server.communicate()[1]
             assert time.monotonic() < deadline, "proxy did not start"
             time.sleep(0.3)
-        study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
-        url = f"grpc://127.0.0.1:{port}"
-        workers = [start_worker(study_file, url, 6, f"p{i}") for i in range(4)]
-        for w in workers:
-            _, err = w.communicate(timeout=400)
-            assert w.returncode == 0, err
+        yield f"grpc://127.0.0.1:{port}"
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_four_workers_through_the_proxy(tmp_path: Path, postgres_url: str, proxy: str) -> None:
+    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+    workers = [start_worker(study_file, proxy, 6, f"p{i}") for i in range(4)]
+    for w in workers:
+        _, err = w.communicate(timeout=400)
+        assert w.returncode == 0, err
     study = optuna.load_study(study_name="par", storage=postgres_url)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6
@@ -70,3 +77,29 @@ def test_four_workers_through_the_proxy(tmp_path: Path, postgres_url: str) -> No
     for t in study.trials:
         if t.state == TrialState.FAIL:
             assert t.user_attrs[attrs.FAIL_REASON].startswith("surplus")
+
+
+def test_a_worker_killed_behind_the_proxy_is_noticed(
+    tmp_path: Path, postgres_url: str, proxy: str
+) -> None:
+    """No heartbeat table behind the proxy: workers watch each other's beat attr."""
+    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 8}})
+    budget = 5
+    procs = {f"p{i}": start_worker(study_file, proxy, budget, f"p{i}") for i in range(3)}
+    victim = wait_for_running(postgres_url, "par", "p0")
+    procs["p0"].send_signal(signal.SIGKILL)
+    procs["p0"].wait()
+    for name, p in procs.items():
+        if name != "p0":
+            _, err = p.communicate(timeout=400)
+            assert p.returncode == 0, err
+    study = optuna.load_study(study_name="par", storage=postgres_url)
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == budget
+    killed = study.trials[victim]
+    assert killed.state == TrialState.FAIL
+    assert "worker lost" in killed.user_attrs[attrs.FAIL_REASON]
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
+    assert len(retries) == 1 and retries[0].params == killed.params

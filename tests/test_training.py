@@ -21,7 +21,7 @@ def config(**training: object) -> object:
             "study": {"name": "t"},
             "dataset": {"source": "digits", "image_size": 16, "channels": 1, "max_per_class": 30},
             "model": {"backbone": "small_cnn", "weights": "none"},
-            "training": {"head_epochs": 2, **training},
+            "training": {"head_epochs": 2, "validate_every_epoch": True, **training},
         }
     )
 
@@ -95,6 +95,24 @@ def test_two_phase_fine_tuning_unfreezes_top_layers(tmp_path: Path) -> None:
     assert not backbone.get_layer("block1_conv1").trainable
     assert result.epochs == 2
     keras.backend.clear_session()
+
+
+def test_without_a_pruner_validation_runs_once_at_the_end() -> None:
+    cfg = validate_config(
+        {
+            "study": {"name": "t"},
+            "dataset": {"source": "digits", "image_size": 16, "channels": 1, "max_per_class": 30},
+            "model": {"backbone": "small_cnn", "weights": "none"},
+            "training": {"head_epochs": 3},
+        }
+    )
+    ds = load_dataset(cfg.dataset)
+    seen: list[tuple[int, float]] = []
+    result = train_and_evaluate(
+        cfg, ds, params(), reporter=lambda s, f: seen.append((s, f)) or False
+    )
+    assert result.epochs == 3 and [s for s, _ in seen] == [2]
+    assert result.curve == [result.evaluation.macro_f1] == [seen[0][1]]
 
 
 def test_batch_larger_than_training_set() -> None:

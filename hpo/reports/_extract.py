@@ -56,10 +56,20 @@ class StudyData:
     wall_seconds: float | None
     trials: list[FrozenTrial] = field(repr=False)
     failures: list[tuple[int, str]] = field(default_factory=list)
+    overhead_seconds_median: float | None = None  # per trial, outside Keras' fit and predict
 
     @property
     def completed(self) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
+
+
+def _median_attr(trials: list[FrozenTrial], key: str) -> float | None:
+    values = [
+        float(v)
+        for t in trials
+        if isinstance(v := t.user_attrs.get(key), (int, float)) and not isinstance(v, bool)
+    ]
+    return statistics.median(values) if values else None
 
 
 def _in_memory(trials: list[FrozenTrial], direction: Any, name: str) -> optuna.Study:
@@ -130,6 +140,7 @@ def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
         wall_seconds=wall,
         trials=list(trials),
         failures=failures,
+        overhead_seconds_median=_median_attr(trials, attrs.OVERHEAD_SECONDS),
     )
 
 

@@ -92,6 +92,7 @@ def build_study(
             attrs.DEVICE: f"GPU:{i % 2}",
             attrs.HOST: "node1",
             attrs.TRAIN_SECONDS: 10.0 + i,
+            attrs.OVERHEAD_SECONDS: 0.5 + 0.1 * i,
             attrs.SUGGEST_SECONDS: 0.01 * (1 + (sampler == "gp")),
         }
         if state == optuna.trial.TrialState.COMPLETE:

@@ -21,6 +21,7 @@ def test_extracted_data(sqlite_url: str) -> None:
     assert data.states == {"COMPLETE": len(complete), "PRUNED": 2, "FAIL": 2}
     assert data.class_names == ["Mild_Demented", "Moderate_Demented", "Non_Demented"]
     assert data.train_seconds_total == pytest.approx(sum(10.0 + i for i in range(14)))
+    assert data.overhead_seconds_median == pytest.approx(0.5 + 0.1 * 6.5)
     assert data.failures and data.failures[0][1].startswith("out of memory")
     assert data.best.confusion is not None and len(data.best.roc_curves) == 3
     ids = [fid for fid, _, _ in study_figures(data)]
