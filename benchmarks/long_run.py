@@ -94,7 +94,9 @@ def main() -> None:
         raise SystemExit("set HPO_TEST_POSTGRES_URL to a PostgreSQL server (see the docstring)")
 
     name = f"hpo_long_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    # pre-ping: the admin connection idles for the whole run, and a server restart
+    # meanwhile must not stop the clean-up.
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
