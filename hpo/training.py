@@ -717,7 +717,10 @@ def _inbound(backbone: keras.Model) -> dict[str, tuple[set[str], int]]:
     """
     try:
         layer_configs = backbone.get_config()["layers"]
-    except (KeyError, TypeError, NotImplementedError):
+    except (KeyError, TypeError, NotImplementedError) as exc:
+        # No readable graph: find_cut then finds no separating layer, and the
+        # trial fine-tunes on images instead of cached activations.
+        log.info("feature cache: cannot read %s's graph (%s)", backbone.name, exc)
         return {}
     out: dict[str, tuple[set[str], int]] = {}
     for lc in layer_configs:

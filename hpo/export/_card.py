@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from hpo.reports._html import figure_json, plotly_js
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -170,19 +172,6 @@ def _env() -> jinja2.Environment:
     )
 
 
-@lru_cache(maxsize=1)
-def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
-
-    # "</" inside the inlined library must not close its <script> element.
-    return str(get_plotlyjs()).replace("</", "<\\/")
-
-
-def _figure_json(fig: go.Figure) -> str:
-    text = str(fig.to_json(validate=False, pretty=False, engine="json"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
 def render_card(
     *,
     metadata: dict[str, Any],
@@ -203,8 +192,8 @@ def render_card(
             metrics=metrics,
             overall_labels=_OVERALL_LABELS,
             figures=[(fid, label, i) for i, (fid, label, _) in enumerate(figures)],
-            figure_json=[_figure_json(fig) for _, _, fig in figures],
-            plotly_js=_plotly_js(),
+            figure_json=[figure_json(fig) for _, _, fig in figures],
+            plotly_js=plotly_js(),
             gradcam=by_class,
             class_names=metrics.class_names,
             ci=interval_text,

@@ -47,7 +47,7 @@ def _env() -> jinja2.Environment:
 
 
 @lru_cache(maxsize=1)
-def _plotly_js() -> str:
+def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
     # Inlined once per page, so the report opens offline; "</" can't end the tag.
@@ -101,7 +101,7 @@ def render(
             nav=nav + [(fid, label) for fid, label, _ in figures],
             figures=entries,
             figure_json=[figure_json(fig) for _, _, fig in figures],
-            plotly_js=_plotly_js(),
+            plotly_js=plotly_js(),
             fmt=fmt,
             seconds=seconds,
             generated=dt.datetime.now().isoformat(timespec="seconds"),
