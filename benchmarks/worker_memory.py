@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     from hpo.config import validate_config
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.storage import open_storage
     from hpo.worker import run_worker
 

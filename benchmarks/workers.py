@@ -42,7 +42,7 @@ STUDY = {
 def _worker(url: str, budget: int, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
     os.environ.setdefault("HPO_HEARTBEAT_INTERVAL", "5")
     from hpo.config import validate_config
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.storage import open_storage
     from hpo.worker import run_worker
 
@@ -71,7 +71,7 @@ def run(url: str, workers: int, per_worker: int, seconds: float) -> dict[str, fl
     queue = ctx.Queue()
     # Create the study first so worker start-up is not part of the timing race.
     from hpo.config import validate_config
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.storage import open_storage
 
     make_study(validate_config({**STUDY, "budget": {"trials": budget}}), open_storage(url))

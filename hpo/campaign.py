@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from hpo.config import SAMPLERS
 from hpo.errors import ConfigError
 
@@ -97,15 +97,15 @@ def run_campaign(
     on_member: Callable[[CampaignMember, int], None] | None = None,
 ) -> list[CampaignMember]:
     """Create or resume every study of the campaign and bring each to ``trials``."""
-    from hpo.controller import make_study
+    from hpo.studies import make_study
 
     members = plan(config, campaign, samplers, repeats, base_seed)
     for m in members:
         cfg = member_config(config, m, trials)
         study = make_study(
-            cfg, storage, extra_attrs={attrs.STUDY_CAMPAIGN: campaign, attrs.STUDY_REPEAT: m.repeat}
+            cfg, storage, extra_attrs={keys.STUDY_CAMPAIGN: campaign, keys.STUDY_REPEAT: m.repeat}
         )
-        if study.user_attrs.get(attrs.STUDY_CAMPAIGN) != campaign:
+        if study.user_attrs.get(keys.STUDY_CAMPAIGN) != campaign:
             raise ConfigError(
                 f"study '{m.study_name}' exists outside campaign '{campaign}'; "
                 "choose another --campaign name"

@@ -106,7 +106,7 @@ def run(
         study_name=study_name,
         timeout=timeout,
     )
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.worker import prepare_dataset
 
     store = _open(storage, config.storage, heartbeat=True)
@@ -201,7 +201,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show a study's progress: trials by state, best F1, running trials."""
-    from hpo.controller import load_existing
+    from hpo.studies import load_existing
     from hpo.summary import study_status
 
     info = study_status(load_existing(_open(storage), name))
@@ -244,7 +244,7 @@ def best(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show the best trial: parameters, macro F1 and per-class F1."""
-    from hpo.controller import load_existing
+    from hpo.studies import load_existing
     from hpo.summary import best_summary
 
     info = best_summary(load_existing(_open(storage), name))
@@ -300,7 +300,7 @@ def worker(
     if trials is not None and trials < 1:
         raise HpoError(f"--trials: must be at least 1, got {trials}")
     config = _load_config(study_file, trials=trials, storage=storage, study_name=study_name)
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.worker import prepare_dataset, run_worker
 
     url = _storage_url(storage, config)
@@ -368,7 +368,7 @@ def launch(
         sampler=sampler,
         seed=seed,
     )
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.gpus import plan_slots
     from hpo.launcher import launch_study
     from hpo.worker import prepare_dataset
@@ -449,7 +449,7 @@ def report(
     if campaign is not None:
         path = reports.write_campaign_report(store, campaign, out)
     else:
-        from hpo.controller import load_existing
+        from hpo.studies import load_existing
 
         load_existing(store, str(name))
         path = reports.write_study_report(store, str(name), out)

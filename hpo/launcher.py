@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from hpo._budget import cpu_threads_for
 from hpo._retry import retrying
 from hpo.errors import FatalError, HpoError
@@ -255,7 +255,7 @@ def _running_trials(study: optuna.Study, pids: set[int]) -> list[optuna.trial.Fr
         return [
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get(attrs.PID) in pids and t.user_attrs.get(attrs.HOST) == host
+            if t.user_attrs.get(keys.PID) in pids and t.user_attrs.get(keys.HOST) == host
         ]
     return []
 
@@ -269,7 +269,7 @@ def _fail_trials_of(study: optuna.Study, pids: set[int]) -> None:
     reason = f"interrupted; worker did not stop within {STOP_GRACE:g} s and was killed"
     for t in _running_trials(study, pids):
         with contextlib.suppress(Exception):
-            storage.set_trial_user_attr(t._trial_id, attrs.FAIL_REASON, reason)
+            storage.set_trial_user_attr(t._trial_id, keys.FAIL_REASON, reason)
             if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 requeue(study, storage.get_trial(t._trial_id))
 
@@ -340,7 +340,7 @@ class _LiveTable:
             if t.state == TrialState.COMPLETE and t.value is not None:
                 best = t.value if best is None else max(best, t.value)
         running = {
-            t.user_attrs.get(attrs.WORKER): t for t in trials if t.state == TrialState.RUNNING
+            t.user_attrs.get(keys.WORKER): t for t in trials if t.state == TrialState.RUNNING
         }
         table = Table(title=f"{self.study.study_name}: workers", header_style="bold")
         for col in ("slot", "GPU", "pid", "trial", "epoch", "last F1", "state", "restarts"):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpo import attrs
+from hpo import keys
 from hpo._retry import retrying
 from hpo.errors import HpoError, TrialFailedError
 from hpo.space import SearchSpace
@@ -71,11 +71,11 @@ class Objective:
 
         t_start = time.perf_counter()
         params = self.space.suggest(trial)
-        _set(trial, attrs.PARAMS_FULL, params)
-        _set(trial, attrs.HOST, socket.gethostname())
-        _set(trial, attrs.PID, os.getpid())
-        _set(trial, attrs.DEVICE, self.device)
-        _set(trial, attrs.WORKER, self.worker)
+        _set(trial, keys.PARAMS_FULL, params)
+        _set(trial, keys.HOST, socket.gethostname())
+        _set(trial, keys.PID, os.getpid())
+        _set(trial, keys.DEVICE, self.device)
+        _set(trial, keys.WORKER, self.worker)
 
         def report(step: int, f1: float) -> bool:
             retrying(lambda: trial.report(f1, step), "report")
@@ -88,30 +88,30 @@ class Objective:
         except HpoError:
             raise  # the study itself is wrong (data, batch size): stop, don't retry
         except TrialFailedError as exc:
-            _set(trial, attrs.FAIL_REASON, str(exc))
+            _set(trial, keys.FAIL_REASON, str(exc))
             raise
         except Exception as exc:
             first = str(exc).splitlines()[0][:300] if str(exc) else ""
             kind = "out of memory" if _oom(exc) else exc.__class__.__name__
             reason = f"{kind}: {first}"
-            _set(trial, attrs.FAIL_REASON, reason)
+            _set(trial, keys.FAIL_REASON, reason)
             raise TrialFailedError(reason) from exc
         finally:
             clear_session()
 
         ev = result.evaluation
-        _set(trial, attrs.EPOCHS, result.epochs)
-        _set(trial, attrs.TRAIN_SECONDS, round(result.train_seconds, 4))
-        _set(trial, attrs.IMAGES_PER_SECOND, round(result.images_per_second, 2))
-        _set(trial, attrs.METRICS, ev.scalars())
-        _set(trial, attrs.F1_PER_CLASS, ev.f1_per_class)
-        _set(trial, attrs.CONFUSION, ev.confusion_matrix)
-        _set(trial, attrs.ROC_CURVES, ev.roc_curves)
-        _set(trial, attrs.TIMING, result.timing)
-        _set(trial, attrs.FEATURE_CACHE, result.cache)
+        _set(trial, keys.EPOCHS, result.epochs)
+        _set(trial, keys.TRAIN_SECONDS, round(result.train_seconds, 4))
+        _set(trial, keys.IMAGES_PER_SECOND, round(result.images_per_second, 2))
+        _set(trial, keys.METRICS, ev.scalars())
+        _set(trial, keys.F1_PER_CLASS, ev.f1_per_class)
+        _set(trial, keys.CONFUSION, ev.confusion_matrix)
+        _set(trial, keys.ROC_CURVES, ev.roc_curves)
+        _set(trial, keys.TIMING, result.timing)
+        _set(trial, keys.FEATURE_CACHE, result.cache)
         keras_seconds = sum(result.timing.get(part, 0.0) for part in KERAS_PARTS)
         overhead = time.perf_counter() - t_start - keras_seconds
-        _set(trial, attrs.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
+        _set(trial, keys.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
         if result.pruned:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         value: Any = ev.scalars()[self.config.objective.metric]

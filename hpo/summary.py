@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from hpo.errors import HpoError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def list_studies(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
             counts[t.state] += 1
             if t.state == TrialState.COMPLETE and t.value is not None:
                 best = t.value if best is None else max(best, t.value)
-        cfg = s.user_attrs.get(attrs.STUDY_CONFIG) or {}
+        cfg = s.user_attrs.get(keys.STUDY_CONFIG) or {}
         rows.append(
             {
                 "name": s.study_name,
@@ -67,14 +67,14 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
         running.append(
             {
                 "number": t.number,
-                "worker": t.user_attrs.get(attrs.WORKER),
-                "device": t.user_attrs.get(attrs.DEVICE),
+                "worker": t.user_attrs.get(keys.WORKER),
+                "device": t.user_attrs.get(keys.DEVICE),
                 "epoch": steps[-1] + 1 if steps else None,
                 "last_f1": t.intermediate_values[steps[-1]] if steps else None,
                 "started": t.datetime_start,
             }
         )
-    cfg = study.user_attrs.get(attrs.STUDY_CONFIG) or {}
+    cfg = study.user_attrs.get(keys.STUDY_CONFIG) or {}
     return {
         "name": study.study_name,
         "n_trials": len(trials),
@@ -82,12 +82,12 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
         "best_value": best.value if best else None,
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
-        "train_seconds": sum(float(t.user_attrs.get(attrs.TRAIN_SECONDS, 0.0)) for t in trials),
+        "train_seconds": sum(float(t.user_attrs.get(keys.TRAIN_SECONDS, 0.0)) for t in trials),
         "running": running,
         "sampler": (cfg.get("sampler") or {}).get("name", "-"),
         "pruner": (cfg.get("pruner") or {}).get("name", "-"),
-        "dataset": study.user_attrs.get(attrs.STUDY_FINGERPRINT),
-        "test_used": study.user_attrs.get(attrs.STUDY_TEST_USED),
+        "dataset": study.user_attrs.get(keys.STUDY_FINGERPRINT),
+        "test_used": study.user_attrs.get(keys.STUDY_TEST_USED),
     }
 
 
@@ -95,10 +95,10 @@ def best_summary(study: optuna.Study) -> dict[str, Any]:
     best = best_trial_or_none(study)
     if best is None:
         raise HpoError(f"study '{study.study_name}' has no completed trial yet")
-    fp = study.user_attrs.get(attrs.STUDY_FINGERPRINT) or {}
+    fp = study.user_attrs.get(keys.STUDY_FINGERPRINT) or {}
     names = fp.get("class_names") or []
     support = ((fp.get("split_counts") or {}).get("val")) or {}
-    per_class = best.user_attrs.get(attrs.F1_PER_CLASS) or []
+    per_class = best.user_attrs.get(keys.F1_PER_CLASS) or []
     rows = []
     for i, f1 in enumerate(per_class):
         name = names[i] if i < len(names) else str(i)
@@ -108,10 +108,10 @@ def best_summary(study: optuna.Study) -> dict[str, Any]:
         "number": best.number,
         "value": best.value,
         "params": best.params,
-        "params_full": best.user_attrs.get(attrs.PARAMS_FULL, best.params),
-        "metrics": best.user_attrs.get(attrs.METRICS, {}),
+        "params_full": best.user_attrs.get(keys.PARAMS_FULL, best.params),
+        "metrics": best.user_attrs.get(keys.METRICS, {}),
         "f1_per_class": rows,
-        "confusion_matrix": best.user_attrs.get(attrs.CONFUSION),
-        "epochs": best.user_attrs.get(attrs.EPOCHS),
-        "train_seconds": best.user_attrs.get(attrs.TRAIN_SECONDS),
+        "confusion_matrix": best.user_attrs.get(keys.CONFUSION),
+        "epochs": best.user_attrs.get(keys.EPOCHS),
+        "train_seconds": best.user_attrs.get(keys.TRAIN_SECONDS),
     }

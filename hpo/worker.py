@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from hpo._retry import retrying
 from hpo.errors import FatalError, TrialFailedError
 
@@ -62,7 +62,7 @@ class _FailureGuard:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:
             self.streak += 1
-            self.reasons.append(str(trial.user_attrs.get(attrs.FAIL_REASON, "unknown error")))
+            self.reasons.append(str(trial.user_attrs.get(keys.FAIL_REASON, "unknown error")))
             if self.streak >= self.limit:
                 self.tripped = True
         elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
@@ -72,7 +72,7 @@ class _FailureGuard:
 
 def load_data_for(study: optuna.Study, config: StudyConfig) -> Dataset:
     """Decode the dataset (once per process) and check it against the study."""
-    from hpo.controller import record_fingerprint
+    from hpo.studies import record_fingerprint
 
     dataset = prepare_dataset(config)
     record_fingerprint(study, dataset.fingerprint())
@@ -242,7 +242,7 @@ class _StaleTrials:
                 frozen = storage.get_trial(trial_id)
                 again = "re-queued once" if requeue.will_requeue(frozen) else "not re-queued again"
                 reason = f"worker lost: no heartbeat for {GRACE_PERIOD} s; {again}"
-                storage.set_trial_user_attr(trial_id, attrs.FAIL_REASON, reason)
+                storage.set_trial_user_attr(trial_id, keys.FAIL_REASON, reason)
                 if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                     continue
             except (optuna.exceptions.UpdateFinishedTrialError, KeyError, RuntimeError):
@@ -297,7 +297,7 @@ class _Watchdog:
             f"(+{HANG_MARGIN:g} s margin); its worker process was ended"
         )
         with contextlib.suppress(Exception):
-            self.study._storage.set_trial_user_attr(self.trial._trial_id, attrs.FAIL_REASON, reason)
+            self.study._storage.set_trial_user_attr(self.trial._trial_id, keys.FAIL_REASON, reason)
             self.study.tell(self.trial, state=TrialState.FAIL)
         log.error("trial %d %s", self.trial.number, reason)
         os._exit(HUNG_EXIT_CODE)
@@ -377,7 +377,7 @@ def _claim_by_number(
     ]
     if len(ahead) < budget:
         return trial
-    trial.set_user_attr(attrs.FAIL_REASON, "surplus: the shared budget was already claimed")
+    trial.set_user_attr(keys.FAIL_REASON, "surplus: the shared budget was already claimed")
     study.tell(trial, state=TrialState.FAIL)
     frozen = study._storage.get_trial(trial._trial_id)
     if "failed_trial" in frozen.system_attrs or "fixed_params" in frozen.system_attrs:
@@ -475,7 +475,7 @@ def run_worker(
                 signals.check()  # a signal while the trial was being created
                 if visible is not None:
                     retrying(
-                        functools.partial(trial.set_user_attr, attrs.VISIBLE_DEVICES, visible),
+                        functools.partial(trial.set_user_attr, keys.VISIBLE_DEVICES, visible),
                         "attr",
                     )
                 with _Heartbeat(study._storage, trial._trial_id), _Watchdog(study, trial, limit):
@@ -495,7 +495,7 @@ def run_worker(
             except BaseException as exc:
                 # A user error (HpoError) or a bug: record the trial as failed, then stop.
                 with contextlib.suppress(Exception):
-                    trial.set_user_attr(attrs.FAIL_REASON, f"{exc.__class__.__name__}: {exc}"[:300])
+                    trial.set_user_attr(keys.FAIL_REASON, f"{exc.__class__.__name__}: {exc}"[:300])
                     study.tell(trial, state=TrialState.FAIL)
                 raise
             finally:
@@ -531,7 +531,7 @@ def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     from hpo.storage import RequeueFailedTrial
 
     with contextlib.suppress(Exception):
-        trial.set_user_attr(attrs.FAIL_REASON, reason)
+        trial.set_user_attr(keys.FAIL_REASON, reason)
     try:
         study.tell(trial, state=TrialState.FAIL)
     except RuntimeError:

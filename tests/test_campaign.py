@@ -54,7 +54,7 @@ def test_member_config_keeps_options_only_for_its_sampler() -> None:
 def test_compare_end_to_end_and_rebuild(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import optuna
 
-    from hpo import attrs
+    from hpo import keys
     from tests.helpers import hpo, write
 
     study = {
@@ -98,8 +98,8 @@ def test_compare_end_to_end_and_rebuild(tmp_path) -> None:  # type: ignore[no-un
     for name in names:
         s = optuna.load_study(study_name=name, storage=db)
         assert len(s.trials) == 2
-        assert s.user_attrs[attrs.STUDY_CAMPAIGN] == "cmp-compare"
-        assert s.user_attrs[attrs.STUDY_SAMPLER]["name"] in name
+        assert s.user_attrs[keys.STUDY_CAMPAIGN] == "cmp-compare"
+        assert s.user_attrs[keys.STUDY_SAMPLER]["name"] in name
     # Running again resumes: nothing more to run, same totals.
     again = hpo(
         "compare",

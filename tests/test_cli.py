@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo import attrs
+from hpo import keys
 from tests.helpers import hpo, write
 
 TINY = {
@@ -38,24 +38,24 @@ def test_run_end_to_end_and_resume(tmp_path: Path, storage_url: str) -> None:
     study = optuna.load_study(study_name="tiny", storage=storage_url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(study.trials) == 3
-    assert complete, [t.user_attrs.get(attrs.FAIL_REASON) for t in study.trials]
+    assert complete, [t.user_attrs.get(keys.FAIL_REASON) for t in study.trials]
     for t in complete:
         assert 0.0 <= t.value <= 1.0
-        assert t.value == pytest.approx(t.user_attrs[attrs.METRICS]["macro_f1"])
-        assert len(t.user_attrs[attrs.F1_PER_CLASS]) == 10
-        assert len(t.user_attrs[attrs.CONFUSION]) == 10
-        assert len(t.user_attrs[attrs.ROC_CURVES]) == 10
-        assert t.user_attrs[attrs.EPOCHS] == 2
-        assert t.user_attrs[attrs.TRAIN_SECONDS] > 0
-        assert t.user_attrs[attrs.IMAGES_PER_SECOND] > 0
-        assert t.user_attrs[attrs.HOST] and t.user_attrs[attrs.DEVICE] == "cpu"
+        assert t.value == pytest.approx(t.user_attrs[keys.METRICS]["macro_f1"])
+        assert len(t.user_attrs[keys.F1_PER_CLASS]) == 10
+        assert len(t.user_attrs[keys.CONFUSION]) == 10
+        assert len(t.user_attrs[keys.ROC_CURVES]) == 10
+        assert t.user_attrs[keys.EPOCHS] == 2
+        assert t.user_attrs[keys.TRAIN_SECONDS] > 0
+        assert t.user_attrs[keys.IMAGES_PER_SECOND] > 0
+        assert t.user_attrs[keys.HOST] and t.user_attrs[keys.DEVICE] == "cpu"
         assert sorted(t.intermediate_values) == [0, 1]
-        assert set(t.user_attrs[attrs.PARAMS_FULL]) >= {"learning_rate", "l1", "unfrozen_layers"}
-    fp = study.user_attrs[attrs.STUDY_FINGERPRINT]
+        assert set(t.user_attrs[keys.PARAMS_FULL]) >= {"learning_rate", "l1", "unfrozen_layers"}
+    fp = study.user_attrs[keys.STUDY_FINGERPRINT]
     assert fp["class_counts"] == {str(i): 20 for i in range(10)}
     assert len(fp["sha256"]) == 64
-    assert study.user_attrs[attrs.STUDY_CONFIG]["study"]["name"] == "tiny"
-    assert "optuna" in study.user_attrs[attrs.STUDY_VERSIONS]
+    assert study.user_attrs[keys.STUDY_CONFIG]["study"]["name"] == "tiny"
+    assert "optuna" in study.user_attrs[keys.STUDY_VERSIONS]
 
     # Running again resumes the same study and adds trials.
     again = hpo("run", str(study_file), "--storage", storage_url, "--trials", "1", "-q")
@@ -128,7 +128,7 @@ def test_malformed_study_file(tmp_path: Path) -> None:
 def test_changed_search_space_is_refused(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     from hpo.config import validate_config
-    from hpo.controller import make_study
+    from hpo.studies import make_study
     from hpo.storage import open_storage
 
     make_study(validate_config(TINY), open_storage(db))

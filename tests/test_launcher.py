@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from tests.helpers import hpo, write
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def wait_for_running(url: str, name: str, worker: str, timeout: float = 120) -> 
                 time.sleep(0.5)
                 continue
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get(attrs.WORKER) == worker and t.intermediate_values:
+                if t.user_attrs.get(keys.WORKER) == worker and t.intermediate_values:
                     return t.number
             time.sleep(0.3)
         raise AssertionError(f"{worker} never ran a trial")
@@ -119,7 +119,7 @@ def test_sigterm_fails_and_requeues_at_once(tmp_path: Path, sqlite_url: str) -> 
     study = optuna.load_study(study_name="par", storage=sqlite_url)
     trial = study.trials[number]
     assert trial.state == TrialState.FAIL
-    assert "interrupted (SIGTERM)" in trial.user_attrs[attrs.FAIL_REASON]
+    assert "interrupted (SIGTERM)" in trial.user_attrs[keys.FAIL_REASON]
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1
     assert waiting[0].params == trial.params  # the same point, tried again
@@ -145,7 +145,7 @@ def test_launch_cpu_workers_to_an_exact_total(tmp_path: Path, sqlite_url: str) -
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="par", storage=sqlite_url)
     assert len(finished(study)) == 5
-    assert {t.user_attrs[attrs.WORKER] for t in finished(study)} <= {"cpu-w0", "cpu-w1"}
+    assert {t.user_attrs[keys.WORKER] for t in finished(study)} <= {"cpu-w0", "cpu-w1"}
     assert all(t.state != TrialState.RUNNING for t in study.trials)
 
 
@@ -159,7 +159,7 @@ def test_consecutive_failures_stop_the_worker(tmp_path: Path, sqlite_url: str) -
     fails = [t for t in study.trials if t.state == TrialState.FAIL]
     assert result.returncode == 2, result.stderr
     assert "failed trials in a row" in result.stderr
-    assert len(fails) == 3 and all(attrs.FAIL_REASON in t.user_attrs for t in fails)
+    assert len(fails) == 3 and all(keys.FAIL_REASON in t.user_attrs for t in fails)
 
 
 def _restart_postgres() -> None:
@@ -207,7 +207,7 @@ def test_workers_are_recycled_after_their_quota(tmp_path: Path, sqlite_url: str)
     study = optuna.load_study(study_name="par", storage=sqlite_url)
     done = finished(study)
     assert len(done) == 3
-    assert len({t.user_attrs[attrs.PID] for t in done}) == 3, "a fresh process per trial"
+    assert len({t.user_attrs[keys.PID] for t in done}) == 3, "a fresh process per trial"
     assert all(t.state != TrialState.FAIL for t in study.trials)
 
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from tests.helpers import write
 from tests.test_launcher import TINY, start_worker, wait_for_running
 
@@ -72,11 +72,11 @@ def test_four_workers_through_the_proxy(tmp_path: Path, postgres_url: str, proxy
     study = optuna.load_study(study_name="par", storage=postgres_url)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 6
-    assert {t.user_attrs[attrs.WORKER] for t in finished} <= {"p0", "p1", "p2", "p3"}
+    assert {t.user_attrs[keys.WORKER] for t in finished} <= {"p0", "p1", "p2", "p3"}
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     for t in study.trials:
         if t.state == TrialState.FAIL:
-            assert t.user_attrs[attrs.FAIL_REASON].startswith("surplus")
+            assert t.user_attrs[keys.FAIL_REASON].startswith("surplus")
 
 
 def test_a_worker_killed_behind_the_proxy_is_noticed(
@@ -100,6 +100,6 @@ def test_a_worker_killed_behind_the_proxy_is_noticed(
     assert len(finished) == budget
     killed = study.trials[victim]
     assert killed.state == TrialState.FAIL
-    assert "worker lost" in killed.user_attrs[attrs.FAIL_REASON]
+    assert "worker lost" in killed.user_attrs[keys.FAIL_REASON]
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
     assert len(retries) == 1 and retries[0].params == killed.params

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import optuna
 
-from hpo import attrs
+from hpo import keys
 from hpo.config import validate_config
-from hpo.controller import make_study
+from hpo.studies import make_study
 from hpo.reports import write_study_report
 from hpo.storage import open_storage
 from tests.helpers import hpo, write
@@ -48,7 +48,7 @@ def test_stored_study_file_and_report_hold_no_password(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     config = validate_config({**STUDY, "storage": f"postgresql://u:{SECRET}@db/hpo"})
     study = make_study(config, open_storage(url))
-    assert SECRET not in str(study.user_attrs[attrs.STUDY_CONFIG])
+    assert SECRET not in str(study.user_attrs[keys.STUDY_CONFIG])
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     html = write_study_report(url, "s", tmp_path / "r.html").read_text()
     assert SECRET not in html

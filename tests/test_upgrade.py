@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo import attrs
+from hpo import keys
 from tests.helpers import hpo
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -22,7 +22,7 @@ def test_continue_a_study_written_by_release_0_1_0(tmp_path: Path) -> None:
     before = optuna.load_study(study_name="fixture-0.1.0", storage=url)
     old = [(t.number, t.state, t.value, t.params) for t in before.trials]
     assert len(old) == 3
-    assert before.user_attrs[attrs.STUDY_VERSIONS]["hpo"] == "0.1.0"
+    assert before.user_attrs[keys.STUDY_VERSIONS]["hpo"] == "0.1.0"
 
     result = hpo("run", str(FIXTURES / "study-0.1.0.yaml"), "--storage", url, "--trials", "1", "-q")
     assert result.returncode == 0, result.stderr

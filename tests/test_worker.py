@@ -10,13 +10,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from hpo import attrs
+from hpo import keys
 from hpo.worker import HUNG_EXIT_CODE
 
 SCRIPT = """
 import sys, time
 from hpo.config import validate_config
-from hpo.controller import make_study
+from hpo.studies import make_study
 from hpo.storage import open_storage
 from hpo.worker import run_worker
 
@@ -46,4 +46,4 @@ def test_a_hung_trial_is_failed_and_the_process_exits(tmp_path: Path) -> None:
     assert result.returncode == HUNG_EXIT_CODE, result.stderr
     trial = optuna.load_study(study_name="hang", storage=url).trials[0]
     assert trial.state == TrialState.FAIL
-    assert "hung past training.trial_timeout of 1 s" in trial.user_attrs[attrs.FAIL_REASON]
+    assert "hung past training.trial_timeout of 1 s" in trial.user_attrs[keys.FAIL_REASON]

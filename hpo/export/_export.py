@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo import attrs
+from hpo import keys
 from hpo.errors import HpoError
 from hpo.export._card import GradCamSample, render_card
 from hpo.export._evaluate import TestMetrics, evaluate_test
@@ -70,14 +70,14 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def record_test_use(study: optuna.Study, trial: int, out: Path) -> list[dict[str, Any]]:
     """Append this use of the test split to the study; returns the earlier uses."""
-    before = study.user_attrs.get(attrs.STUDY_TEST_USED)
+    before = study.user_attrs.get(keys.STUDY_TEST_USED)
     earlier = [u for u in before if isinstance(u, dict)] if isinstance(before, list) else []
     entry = {
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "trial": trial,
         "out": str(out.resolve()),
     }
-    study.set_user_attr(attrs.STUDY_TEST_USED, [*earlier, entry])
+    study.set_user_attr(keys.STUDY_TEST_USED, [*earlier, entry])
     return earlier
 
 
@@ -135,7 +135,7 @@ def export_model(
     overwrite: bool = False,
 ) -> ExportResult:
     """Retrain a trial, evaluate it once on the test split, write the model folder."""
-    from hpo.controller import library_versions, load_existing, stored_config
+    from hpo.studies import library_versions, load_existing, stored_config
     from hpo.data import load_dataset
     from hpo.storage import open_storage
     from hpo.training import predict_proba
@@ -152,7 +152,7 @@ def export_model(
     config = stored_config(study)
     dataset = load_dataset(config.dataset)
     fingerprint = check_dataset(study, dataset)
-    params = dict(chosen.user_attrs[attrs.PARAMS_FULL])
+    params = dict(chosen.user_attrs[keys.PARAMS_FULL])
 
     model, trained = retrain(config, dataset, params, train_on)
     test_proba = predict_proba(model, dataset.test.x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from hpo import attrs
+from hpo import keys
 from hpo.errors import DataError, HpoError
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ def select_trial(study: optuna.Study, number: int | None) -> optuna.trial.Frozen
                 f"trial {number} of '{study.study_name}' is {trial.state.name.lower()}, "
                 "not complete; export a complete trial"
             )
-    if not isinstance(trial.user_attrs.get(attrs.PARAMS_FULL), dict):
+    if not isinstance(trial.user_attrs.get(keys.PARAMS_FULL), dict):
         raise HpoError(
-            f"trial {trial.number} of '{study.study_name}' has no '{attrs.PARAMS_FULL}' "
+            f"trial {trial.number} of '{study.study_name}' has no '{keys.PARAMS_FULL}' "
             "(not run by an hpo worker); cannot rebuild its model"
         )
     return trial
@@ -55,7 +55,7 @@ def select_trial(study: optuna.Study, number: int | None) -> optuna.trial.Frozen
 
 def check_dataset(study: optuna.Study, dataset: Dataset) -> dict[str, Any]:
     """Refuse data whose content or splits differ from what the search saw."""
-    stored = study.user_attrs.get(attrs.STUDY_FINGERPRINT)
+    stored = study.user_attrs.get(keys.STUDY_FINGERPRINT)
     if not isinstance(stored, dict) or not stored.get("sha256"):
         raise HpoError(
             f"study '{study.study_name}' has no dataset fingerprint; no trial loaded its data"

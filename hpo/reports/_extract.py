@@ -16,7 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo import attrs
+from hpo import keys
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -88,7 +88,7 @@ def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
     for t in trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1
     ua = study.user_attrs
-    dataset = ua.get(attrs.STUDY_FINGERPRINT) or {}
+    dataset = ua.get(keys.STUDY_FINGERPRINT) or {}
     class_names = list(dataset.get("class_names") or [])
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -100,25 +100,25 @@ def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
             number=b.number,
             value=float(b.value),  # type: ignore[arg-type]
             params=dict(b.params),
-            metrics=dict(bua.get(attrs.METRICS) or {}),
-            f1_per_class=list(bua.get(attrs.F1_PER_CLASS) or []),
-            confusion=bua.get(attrs.CONFUSION),
-            roc_curves=list(bua.get(attrs.ROC_CURVES) or []),
-            epochs=bua.get(attrs.EPOCHS),
-            train_seconds=bua.get(attrs.TRAIN_SECONDS),
+            metrics=dict(bua.get(keys.METRICS) or {}),
+            f1_per_class=list(bua.get(keys.F1_PER_CLASS) or []),
+            confusion=bua.get(keys.CONFUSION),
+            roc_curves=list(bua.get(keys.ROC_CURVES) or []),
+            epochs=bua.get(keys.EPOCHS),
+            train_seconds=bua.get(keys.TRAIN_SECONDS),
         )
         if not class_names and best.f1_per_class:
             class_names = [str(i) for i in range(len(best.f1_per_class))]
     seconds = [
-        float(t.user_attrs[attrs.TRAIN_SECONDS])
+        float(t.user_attrs[keys.TRAIN_SECONDS])
         for t in trials
-        if isinstance(t.user_attrs.get(attrs.TRAIN_SECONDS), (int, float))
+        if isinstance(t.user_attrs.get(keys.TRAIN_SECONDS), (int, float))
     ]
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
     failures = [
-        (t.number, str(t.user_attrs.get(attrs.FAIL_REASON, "no reason recorded")))
+        (t.number, str(t.user_attrs.get(keys.FAIL_REASON, "no reason recorded")))
         for t in trials
         if t.state == TrialState.FAIL
     ]
@@ -130,17 +130,17 @@ def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
         best=best,
         class_names=class_names,
         dataset=dataset,
-        versions=dict(ua.get(attrs.STUDY_VERSIONS) or {}),
-        sampler=dict(ua.get(attrs.STUDY_SAMPLER) or {}),
-        pruner=dict(ua.get(attrs.STUDY_PRUNER) or {}),
-        config=dict(ua.get(attrs.STUDY_CONFIG) or {}),
-        test_used=[u for u in ua.get(attrs.STUDY_TEST_USED) or [] if isinstance(u, dict)],
+        versions=dict(ua.get(keys.STUDY_VERSIONS) or {}),
+        sampler=dict(ua.get(keys.STUDY_SAMPLER) or {}),
+        pruner=dict(ua.get(keys.STUDY_PRUNER) or {}),
+        config=dict(ua.get(keys.STUDY_CONFIG) or {}),
+        test_used=[u for u in ua.get(keys.STUDY_TEST_USED) or [] if isinstance(u, dict)],
         train_seconds_total=float(sum(seconds)),
         train_seconds_median=statistics.median(seconds) if seconds else None,
         wall_seconds=wall,
         trials=list(trials),
         failures=failures,
-        overhead_seconds_median=_median_attr(trials, attrs.OVERHEAD_SECONDS),
+        overhead_seconds_median=_median_attr(trials, keys.OVERHEAD_SECONDS),
     )
 
 
@@ -172,8 +172,8 @@ def timeline(data: StudyData) -> list[TimelineBar]:
     for t in data.trials:
         if t.datetime_start is None:
             continue
-        worker = str(t.user_attrs.get(attrs.WORKER) or "unknown")
-        device = t.user_attrs.get(attrs.DEVICE)
+        worker = str(t.user_attrs.get(keys.WORKER) or "unknown")
+        device = t.user_attrs.get(keys.DEVICE)
         label = f"{worker} ({device})" if device else worker
         bars.append(
             TimelineBar(
@@ -235,9 +235,9 @@ class CampaignData:
 
 def list_campaigns(storage: str | BaseStorage) -> list[str]:
     names = {
-        str(s.user_attrs[attrs.STUDY_CAMPAIGN])
+        str(s.user_attrs[keys.STUDY_CAMPAIGN])
         for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-        if attrs.STUDY_CAMPAIGN in s.user_attrs
+        if keys.STUDY_CAMPAIGN in s.user_attrs
     }
     return sorted(names)
 
@@ -267,9 +267,9 @@ def _run_of(study: optuna.Study, sampler: str, repeat: int) -> CampaignRun:
         if t0 is not None and t.datetime_complete is not None and not math.isnan(running_best):
             by_time.append(((t.datetime_complete - t0).total_seconds(), running_best))
     suggest = [
-        float(t.user_attrs[attrs.SUGGEST_SECONDS])
+        float(t.user_attrs[keys.SUGGEST_SECONDS])
         for t in trials
-        if isinstance(t.user_attrs.get(attrs.SUGGEST_SECONDS), (int, float))
+        if isinstance(t.user_attrs.get(keys.SUGGEST_SECONDS), (int, float))
     ]
     return CampaignRun(
         study.study_name,
@@ -316,15 +316,15 @@ def load_campaign_data(
     summaries_ = [
         s
         for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-        if s.user_attrs.get(attrs.STUDY_CAMPAIGN) == campaign
+        if s.user_attrs.get(keys.STUDY_CAMPAIGN) == campaign
     ]
     runs: list[CampaignRun] = []
     maximize = True
     for s in sorted(summaries_, key=lambda s: s.study_name):
         study = optuna.load_study(study_name=s.study_name, storage=storage)
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        sampler = str((s.user_attrs.get(attrs.STUDY_SAMPLER) or {}).get("name", "unknown"))
-        repeat = int(s.user_attrs.get(attrs.STUDY_REPEAT, 0))
+        sampler = str((s.user_attrs.get(keys.STUDY_SAMPLER) or {}).get("name", "unknown"))
+        repeat = int(s.user_attrs.get(keys.STUDY_REPEAT, 0))
         runs.append(_run_of(study, sampler, repeat))
     samplers = sorted({r.sampler for r in runs})
     finals = [r.final_best for r in runs if r.final_best is not None]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.samplers import BaseSampler
 
-from hpo import attrs
+from hpo import keys
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -86,6 +86,6 @@ class TimedSampler(BaseSampler):
         if seconds is not None:
             # The trial is still RUNNING here, so its attributes can be written.
             study._storage.set_trial_user_attr(
-                trial._trial_id, attrs.SUGGEST_SECONDS, round(seconds, 6)
+                trial._trial_id, keys.SUGGEST_SECONDS, round(seconds, 6)
             )
         self.inner.after_trial(study, trial, state, values)

@@ -14,7 +14,7 @@ import numpy as np
 import optuna
 import pytest
 
-from hpo import attrs
+from hpo import keys
 from hpo.export import CARD_FILE, METADATA_FILE, MODEL_FILE
 from tests.export.conftest import N_CLASSES, TinyStudy, class_name
 from tests.helpers import hpo
@@ -50,8 +50,8 @@ def test_export_writes_model_metadata_and_card(exported: Path, tiny_study: TinyS
     study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
     assert meta["trial"] == study.best_trial.number
     assert meta["class_names"] == [class_name(k) for k in range(N_CLASSES)]
-    assert meta["dataset"]["sha256"] == study.user_attrs[attrs.STUDY_FINGERPRINT]["sha256"]
-    assert meta["params"] == study.best_trial.user_attrs[attrs.PARAMS_FULL]
+    assert meta["dataset"]["sha256"] == study.user_attrs[keys.STUDY_FINGERPRINT]["sha256"]
+    assert meta["params"] == study.best_trial.user_attrs[keys.PARAMS_FULL]
     assert set(meta["versions"]) >= {"hpo", "keras", "tensorflow", "optuna"}
     m = meta["metrics"]
     for key in ("macro_f1", "accuracy", "balanced_accuracy", "roc_auc"):
@@ -84,7 +84,7 @@ def test_export_records_the_test_use_and_the_report_says_so(
     exported: Path, tiny_study: TinyStudy, tmp_path: Path
 ) -> None:
     study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
-    uses = study.user_attrs[attrs.STUDY_TEST_USED]
+    uses = study.user_attrs[keys.STUDY_TEST_USED]
     assert [u["out"] for u in uses] == [str(exported.resolve())]
     assert uses[0]["trial"] == study.best_trial.number
     page = tmp_path / "report.html"
@@ -189,7 +189,7 @@ def test_export_refuses_bad_requests_before_training(
         assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
-    assert len(study.user_attrs[attrs.STUDY_TEST_USED]) == 1  # refusals used no test data
+    assert len(study.user_attrs[keys.STUDY_TEST_USED]) == 1  # refusals used no test data
 
 
 def test_export_refuses_changed_data(tiny_study: TinyStudy, tmp_path: Path) -> None:
@@ -200,13 +200,13 @@ def test_export_refuses_changed_data(tiny_study: TinyStudy, tmp_path: Path) -> N
     first = sorted((data / class_name(1)).iterdir())[0]
     Image.new("L", (16, 16), 255).save(first)
     study = optuna.load_study(study_name=tiny_study.name, storage=tiny_study.url)
-    config = dict(study.user_attrs[attrs.STUDY_CONFIG])
+    config = dict(study.user_attrs[keys.STUDY_CONFIG])
     # Point a copy of the study at the changed folder.
     url = f"sqlite:///{tmp_path / 'copy.db'}"
     optuna.copy_study(from_study_name=tiny_study.name, from_storage=tiny_study.url, to_storage=url)
     copy = optuna.load_study(study_name=tiny_study.name, storage=url)
     config["dataset"] = {**config["dataset"], "path": str(data)}
-    copy.set_user_attr(attrs.STUDY_CONFIG, config)
+    copy.set_user_attr(keys.STUDY_CONFIG, config)
     result = hpo("export", tiny_study.name, "--storage", url, "--out", str(tmp_path / "m"))
     assert result.returncode == 2
     assert "dataset changed" in result.stderr and "Traceback" not in result.stderr

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from hpo import attrs
+from hpo import keys
 
 CLASSES = ["Mild_Demented", "Moderate_Demented", "Non_Demented"]
 
@@ -30,7 +30,7 @@ def build_study(
     rng = np.random.default_rng(seed)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study.set_user_attr(
-        attrs.STUDY_CONFIG,
+        keys.STUDY_CONFIG,
         {
             "study": {"name": name},
             "model": {"backbone": "mobilenet_v2", "weights": "imagenet"},
@@ -38,11 +38,11 @@ def build_study(
             "objective": {"metric": "macro_f1"},
         },
     )
-    study.set_user_attr(attrs.STUDY_SAMPLER, {"name": sampler, "seed": seed, "options": {}})
-    study.set_user_attr(attrs.STUDY_PRUNER, {"name": "median", "options": {}})
-    study.set_user_attr(attrs.STUDY_VERSIONS, {"hpo": "0.1.0", "optuna": optuna.__version__})
+    study.set_user_attr(keys.STUDY_SAMPLER, {"name": sampler, "seed": seed, "options": {}})
+    study.set_user_attr(keys.STUDY_PRUNER, {"name": "median", "options": {}})
+    study.set_user_attr(keys.STUDY_VERSIONS, {"hpo": "0.1.0", "optuna": optuna.__version__})
     study.set_user_attr(
-        attrs.STUDY_FINGERPRINT,
+        keys.STUDY_FINGERPRINT,
         {
             "sha256": "ab" * 32,
             "source": "directory",
@@ -56,8 +56,8 @@ def build_study(
         },
     )
     if campaign is not None:
-        study.set_user_attr(attrs.STUDY_CAMPAIGN, campaign)
-        study.set_user_attr(attrs.STUDY_REPEAT, repeat)
+        study.set_user_attr(keys.STUDY_CAMPAIGN, campaign)
+        study.set_user_attr(keys.STUDY_REPEAT, repeat)
     start = dt.datetime(2026, 1, 1, 12, 0, 0)
     lr_name, drop_name = param_names
     dists = {
@@ -88,25 +88,25 @@ def build_study(
             state = optuna.trial.TrialState.FAIL
         n = len(classes)
         user: dict[str, Any] = {
-            attrs.WORKER: f"gpu{i % 2}-w0",
-            attrs.DEVICE: f"GPU:{i % 2}",
-            attrs.HOST: "node1",
-            attrs.TRAIN_SECONDS: 10.0 + i,
-            attrs.OVERHEAD_SECONDS: 0.5 + 0.1 * i,
-            attrs.SUGGEST_SECONDS: 0.01 * (1 + (sampler == "gp")),
+            keys.WORKER: f"gpu{i % 2}-w0",
+            keys.DEVICE: f"GPU:{i % 2}",
+            keys.HOST: "node1",
+            keys.TRAIN_SECONDS: 10.0 + i,
+            keys.OVERHEAD_SECONDS: 0.5 + 0.1 * i,
+            keys.SUGGEST_SECONDS: 0.01 * (1 + (sampler == "gp")),
         }
         if state == optuna.trial.TrialState.COMPLETE:
             user.update(
                 {
-                    attrs.METRICS: {"macro_f1": value, "accuracy": value, "roc_auc": 0.9},
-                    attrs.F1_PER_CLASS: [value] * n,
-                    attrs.CONFUSION: [[5 if r == c else 1 for c in range(n)] for r in range(n)],
-                    attrs.ROC_CURVES: [{"fpr": [0, 0.2, 1], "tpr": [0, 0.8, 1], "auc": 0.85}] * n,
-                    attrs.EPOCHS: 5,
+                    keys.METRICS: {"macro_f1": value, "accuracy": value, "roc_auc": 0.9},
+                    keys.F1_PER_CLASS: [value] * n,
+                    keys.CONFUSION: [[5 if r == c else 1 for c in range(n)] for r in range(n)],
+                    keys.ROC_CURVES: [{"fpr": [0, 0.2, 1], "tpr": [0, 0.8, 1], "auc": 0.85}] * n,
+                    keys.EPOCHS: 5,
                 }
             )
         if state == optuna.trial.TrialState.FAIL:
-            user[attrs.FAIL_REASON] = "out of memory: <b>OOM</b>"
+            user[keys.FAIL_REASON] = "out of memory: <b>OOM</b>"
         trial = optuna.trial.create_trial(
             params={lr_name: lr, drop_name: drop, "batch_size": 16 if i % 2 else 32},
             distributions=dists,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo import attrs
+from hpo import keys
 from hpo.errors import ConfigError
 from hpo.samplers import SAMPLER_NAMES, make_sampler, sampler_options
 
@@ -26,7 +26,7 @@ def test_each_sampler_runs_a_study(name: str) -> None:
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert study.best_value > -5
     for t in study.trials:
-        assert t.user_attrs[attrs.SUGGEST_SECONDS] >= 0.0
+        assert t.user_attrs[keys.SUGGEST_SECONDS] >= 0.0
 
 
 def test_unknown_names_and_options() -> None:

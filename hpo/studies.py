@@ -13,7 +13,7 @@ import platform
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from hpo import attrs
+from hpo import keys
 from hpo.errors import ConfigError, DataError, HpoError
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def make_study(
     except KeyError:
         existing = None
     if existing is not None:
-        stored = existing.user_attrs.get(attrs.STUDY_CONFIG)
+        stored = existing.user_attrs.get(keys.STUDY_CONFIG)
         if stored is not None and _space_signature(stored) != _space_signature(cfg):
             raise ConfigError(
                 f"study '{name}' already exists with a different search space, model or "
@@ -106,12 +106,12 @@ def make_study(
         )
     except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-    if attrs.STUDY_CONFIG not in study.user_attrs:
-        study.set_user_attr(attrs.STUDY_CONFIG, cfg)
-        study.set_user_attr(attrs.STUDY_VERSIONS, library_versions())
-        study.set_user_attr(attrs.STUDY_SAMPLER, cfg["sampler"])
-        study.set_user_attr(attrs.STUDY_PRUNER, cfg["pruner"])
-        study.set_user_attr(attrs.STUDY_CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat())
+    if keys.STUDY_CONFIG not in study.user_attrs:
+        study.set_user_attr(keys.STUDY_CONFIG, cfg)
+        study.set_user_attr(keys.STUDY_VERSIONS, library_versions())
+        study.set_user_attr(keys.STUDY_SAMPLER, cfg["sampler"])
+        study.set_user_attr(keys.STUDY_PRUNER, cfg["pruner"])
+        study.set_user_attr(keys.STUDY_CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat())
         for key, value in (extra_attrs or {}).items():
             study.set_user_attr(key, value)
     return study
@@ -119,9 +119,9 @@ def make_study(
 
 def record_fingerprint(study: optuna.Study, fingerprint: dict[str, Any]) -> None:
     """Store the dataset fingerprint, or refuse data that differs from the study's."""
-    stored = study.user_attrs.get(attrs.STUDY_FINGERPRINT)
+    stored = study.user_attrs.get(keys.STUDY_FINGERPRINT)
     if stored is None:
-        study.set_user_attr(attrs.STUDY_FINGERPRINT, fingerprint)
+        study.set_user_attr(keys.STUDY_FINGERPRINT, fingerprint)
         return
     if stored.get("sha256") != fingerprint.get("sha256") or stored.get(
         "split_counts"
@@ -151,7 +151,7 @@ def stored_config(study: optuna.Study) -> StudyConfig:
     """The study file a study was created with, validated again."""
     from hpo.config import validate_config
 
-    data = study.user_attrs.get(attrs.STUDY_CONFIG)
+    data = study.user_attrs.get(keys.STUDY_CONFIG)
     if data is None:
         raise HpoError(f"study '{study.study_name}' was not created by hpo (no stored study file)")
     return validate_config(data, source=f"study '{study.study_name}'")

@@ -1,0 +1,47 @@
+"""What a study's trials add up to: finished counts and the best trial.
+
+Every command, report and worker reads these facts through here, so "finished"
+and "best" mean one thing everywhere (the budget, ``hpo best``, reports and
+``hpo export`` would otherwise disagree on an edge case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    import optuna
+
+FINISHED: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED)
+"""States that count against a study's trial budget."""
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def is_maximize(study: optuna.Study) -> bool:
+    return study.directions[0] == StudyDirection.MAXIMIZE
+
+
+def best_of(trials: Iterable[FrozenTrial], *, maximize: bool = True) -> FrozenTrial | None:
+    """The best COMPLETE trial with a value; ties go to the earliest trial."""
+    best: FrozenTrial | None = None
+    for t in trials:
+        if t.state != TrialState.COMPLETE or t.value is None:
+            continue
+        if best is None or best.value is None:
+            best = t
+        elif (t.value > best.value) if maximize else (t.value < best.value):
+            best = t
+    return best
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The study's best complete trial in its direction, or None before the first."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return best_of(complete, maximize=is_maximize(study))
