@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
     from hpo.config import validate_config
-    from hpo.studies import make_study
     from hpo.storage import open_storage
+    from hpo.studies import make_study
     from hpo.worker import run_worker
 
     config = validate_config(

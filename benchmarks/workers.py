@@ -42,8 +42,8 @@ STUDY = {
 def _worker(url: str, budget: int, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
     os.environ.setdefault("HPO_HEARTBEAT_INTERVAL", "5")
     from hpo.config import validate_config
-    from hpo.studies import make_study
     from hpo.storage import open_storage
+    from hpo.studies import make_study
     from hpo.worker import run_worker
 
     config = validate_config({**STUDY, "budget": {"trials": budget}})
@@ -71,8 +71,8 @@ def run(url: str, workers: int, per_worker: int, seconds: float) -> dict[str, fl
     queue = ctx.Queue()
     # Create the study first so worker start-up is not part of the timing race.
     from hpo.config import validate_config
-    from hpo.studies import make_study
     from hpo.storage import open_storage
+    from hpo.studies import make_study
 
     make_study(validate_config({**STUDY, "budget": {"trials": budget}}), open_storage(url))
     procs = [

@@ -368,9 +368,9 @@ def launch(
         sampler=sampler,
         seed=seed,
     )
-    from hpo.studies import make_study
     from hpo.gpus import plan_slots
     from hpo.launcher import launch_study
+    from hpo.studies import make_study
     from hpo.worker import prepare_dataset
 
     slots = plan_slots(gpus, workers_per_gpu)

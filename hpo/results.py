@@ -34,9 +34,7 @@ def best_of(trials: Iterable[FrozenTrial], *, maximize: bool = True) -> FrozenTr
     for t in trials:
         if t.state != TrialState.COMPLETE or t.value is None:
             continue
-        if best is None or best.value is None:
-            best = t
-        elif (t.value > best.value) if maximize else (t.value < best.value):
+        if best is None or best.value is None or ((t.value > best.value) if maximize else (t.value < best.value)):
             best = t
     return best
 

@@ -128,8 +128,8 @@ def test_malformed_study_file(tmp_path: Path) -> None:
 def test_changed_search_space_is_refused(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     from hpo.config import validate_config
-    from hpo.studies import make_study
     from hpo.storage import open_storage
+    from hpo.studies import make_study
 
     make_study(validate_config(TINY), open_storage(db))
     changed = json.loads(json.dumps(TINY))

@@ -8,9 +8,9 @@ import optuna
 
 from hpo import keys
 from hpo.config import validate_config
-from hpo.studies import make_study
 from hpo.reports import write_study_report
 from hpo.storage import open_storage
+from hpo.studies import make_study
 from tests.helpers import hpo, write
 
 SECRET = "hunter2-topsecret"

@@ -135,9 +135,9 @@ def export_model(
     overwrite: bool = False,
 ) -> ExportResult:
     """Retrain a trial, evaluate it once on the test split, write the model folder."""
-    from hpo.studies import library_versions, load_existing, stored_config
     from hpo.data import load_dataset
     from hpo.storage import open_storage
+    from hpo.studies import library_versions, load_existing, stored_config
     from hpo.training import predict_proba
 
     if n_bootstrap < 0:
