@@ -34,7 +34,10 @@ def best_of(trials: Iterable[FrozenTrial], *, maximize: bool = True) -> FrozenTr
     for t in trials:
         if t.state != TrialState.COMPLETE or t.value is None:
             continue
-        if best is None or best.value is None or ((t.value > best.value) if maximize else (t.value < best.value)):
+        better = best is None or best.value is None
+        if not better and best is not None and best.value is not None:
+            better = t.value > best.value if maximize else t.value < best.value
+        if better:
             best = t
     return best
 
