@@ -156,12 +156,33 @@ class _MemoryTier:
             self.items.clear()
 
 
-_MEMORY = _MemoryTier(int(float(os.environ.get("HPO_CACHE_MEMORY_MB", "1024")) * 2**20))
+ENV_MEMORY_MB = "HPO_CACHE_MEMORY_MB"
+_MEMORY: _MemoryTier | None = None
+_MEMORY_LOCK = threading.Lock()
+
+
+def _memory() -> _MemoryTier:
+    """The process's memory tier, sized from ``$HPO_CACHE_MEMORY_MB`` on first use.
+
+    Read then, not at import, so a worker that sets the variable after
+    importing hpo still gets its size.
+    """
+    global _MEMORY
+    with _MEMORY_LOCK:
+        if _MEMORY is None:
+            megabytes = float(os.environ.get(ENV_MEMORY_MB, "1024"))
+            _MEMORY = _MemoryTier(int(megabytes * 2**20))
+        return _MEMORY
 
 
 def clear_memory() -> None:
-    """Forget the entries held in this process (the files stay)."""
-    _MEMORY.clear()
+    """Forget the entries held in this process (the files stay); the next use
+    sizes the memory tier from the environment again."""
+    global _MEMORY
+    with _MEMORY_LOCK:
+        if _MEMORY is not None:
+            _MEMORY.clear()
+        _MEMORY = None
 
 
 class FeatureCache:
@@ -185,7 +206,7 @@ class FeatureCache:
     def _lookup(self, parts: Mapping[str, Any]) -> tuple[np.ndarray | None, str]:
         key = cache_key(parts)
         memo = (str(self.directory.resolve()), key)
-        arr = _MEMORY.get(memo)
+        arr = _memory().get(memo)
         if arr is not None:
             stats["memory"] += 1
             return arr, "memory"
@@ -193,7 +214,7 @@ class FeatureCache:
         if arr is None:
             return None, "missing"
         stats["disk"] += 1
-        _MEMORY.put(memo, arr)
+        _memory().put(memo, arr)
         return arr, "disk"
 
     def _read(self, path: Path, expected: str) -> np.ndarray | None:
@@ -262,7 +283,7 @@ class FeatureCache:
                 time.perf_counter() - t0,
             )
         arr.setflags(write=False)
-        _MEMORY.put((str(self.directory.resolve()), key), arr)
+        _memory().put((str(self.directory.resolve()), key), arr)
         return arr, "computed"
 
     @contextlib.contextmanager

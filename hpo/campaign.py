@@ -13,18 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from optuna.trial import TrialState
-
 from hpo import keys
 from hpo.config import SAMPLERS
 from hpo.errors import ConfigError
+from hpo.results import finished_count
 
 if TYPE_CHECKING:
     import optuna
 
     from hpo.config import StudyConfig
-
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @dataclass(frozen=True)
@@ -77,10 +74,6 @@ def member_config(config: StudyConfig, member: CampaignMember, trials: int) -> S
     return validate_config(data, source="campaign")
 
 
-def finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=_FINISHED))
-
-
 RunMember = Callable[["StudyConfig", "optuna.Study", int], None]
 
 
@@ -110,7 +103,7 @@ def run_campaign(
                 f"study '{m.study_name}' exists outside campaign '{campaign}'; "
                 "choose another --campaign name"
             )
-        remaining = trials - finished(study)
+        remaining = trials - finished_count(study)
         if on_member is not None:
             on_member(m, max(remaining, 0))
         if remaining > 0:

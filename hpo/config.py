@@ -3,10 +3,13 @@
 A study file is YAML read with ``yaml.safe_load`` and validated by pydantic
 models that forbid unknown keys. Every problem becomes one ``ConfigError``
 line naming the file, the field path and what is allowed.
+
+(Over 400 lines: one pydantic model per study-file section, read together.)
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from pathlib import Path
@@ -26,36 +29,17 @@ from pydantic import (
     model_validator,
 )
 
+from hpo import backbones, hyperparameters
 from hpo.errors import ConfigError
 
-BACKBONES = (
-    "small_cnn",
-    "mobilenet_v2",
-    "resnet50",
-    "vgg16",
-    "efficientnet_b0",
-    "densenet121",
-)
-# The smallest input side each backbone accepts (keras.applications checks 32).
-BACKBONE_MIN_SIZE = {name: (8 if name == "small_cnn" else 32) for name in BACKBONES}
+# Re-exported for callers that read the tables through the study file's module.
+BACKBONES = backbones.NAMES
+BACKBONE_MIN_SIZE = {name: spec.min_size for name, spec in backbones.BACKBONES.items()}
+HYPERPARAMETER_DEFAULTS = hyperparameters.DEFAULTS
+OPTIMIZERS = tuple(hyperparameters.OPTIMIZERS)
 SAMPLERS = ("tpe", "gp", "gpyopt", "random")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
 METRICS = ("macro_f1", "weighted_f1", "accuracy", "balanced_accuracy")
-
-# The hyperparameters the trainer understands, with the value used when the
-# search space leaves one out.
-HYPERPARAMETER_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 1e-3,
-    "dropout": 0.2,
-    "dense_units": 128,
-    "l1": 0.0,
-    "l2": 0.0,
-    "batch_size": 32,
-    "unfrozen_layers": 0,
-    "finetune_lr_factor": 0.1,
-    "optimizer": "adam",
-}
-OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 
 _NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
@@ -130,7 +114,7 @@ class ModelSection(_Model):
     def resolved_weights(self) -> str | None:
         """``"imagenet"``, a local file path, or None for random initialisation."""
         if self.weights is None:
-            return None if self.backbone == "small_cnn" else "imagenet"
+            return "imagenet" if backbones.BACKBONES[self.backbone].imagenet else None
         if self.weights.lower() in ("none", "null", ""):
             return None
         return self.weights
@@ -138,8 +122,10 @@ class ModelSection(_Model):
     @model_validator(mode="after")
     def _weights(self) -> ModelSection:
         w = self.resolved_weights
-        if self.backbone == "small_cnn" and w == "imagenet":
-            raise ValueError("small_cnn has no ImageNet weights; use 'none' or a weights file")
+        if w == "imagenet" and not backbones.BACKBONES[self.backbone].imagenet:
+            raise ValueError(
+                f"{self.backbone} has no ImageNet weights; use 'none' or a weights file"
+            )
         return self
 
 
@@ -165,6 +151,9 @@ class TrainingSection(_Model):
     cache_dir: StrictStr | None = None  # default storage/cache; $HPO_CACHE_DIR wins
     cache_max_gb: float = Field(2.0, gt=0)  # activations above this train the normal way
     xla: Literal["auto", "on", "off"] = "auto"  # jit_compile; auto: on with a GPU
+    # Keras 3 backend; None: $KERAS_BACKEND, else tensorflow. Fixed per process
+    # (hpo.training.select_backend); JAX always compiles with XLA, torch never.
+    backend: Literal["tensorflow", "jax", "torch"] | None = None
     # Validation F1 after every epoch (pruners need it); auto: only with a pruner,
     # else once at the end, as a hand-written fit + evaluate would.
     validate_every_epoch: Literal["auto"] | StrictBool = "auto"
@@ -296,10 +285,21 @@ class StudyConfig(_Model):
                 f"dataset.image_size {h}x{w} is too small for {backbone}; "
                 f"it needs at least {least}x{least}"
             )
-        if backbone != "small_cnn" and self.model.resolved_weights and self.dataset.channels != 3:
+        spec = backbones.BACKBONES[backbone]
+        if spec.pretrained_needs_rgb and self.model.resolved_weights and self.dataset.channels != 3:
             raise ValueError(
                 f"dataset.channels: {backbone} with pretrained weights needs 3 channels, "
                 f"got {self.dataset.channels}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cache_needs_weights(self) -> StudyConfig:
+        # Checked here, not at the first trial, so no study is created for it.
+        if self.training.feature_cache == "on" and self.model.resolved_weights is None:
+            raise ValueError(
+                "training.feature_cache: on needs pretrained weights (model.weights); "
+                "a randomly initialised backbone trains whole, so nothing is frozen to cache"
             )
         return self
 
@@ -338,12 +338,43 @@ def _format_error(err: dict[str, Any]) -> str:
     inp = err.get("input")
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        msg = "unknown key"
+        msg = "unknown key" + _key_hint(err.get("loc", ()))
     elif kind == "missing":
         msg = "required field is missing"
     elif kind.startswith("literal_error") or kind.endswith("_type") or kind.endswith("_parsing"):
         msg = f"{msg}, got {inp!r}"
     return f"{loc}: {msg}" if loc else msg
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at ``loc`` (None when it is not a model)."""
+    model: type[BaseModel] = StudyConfig
+    parts = [p for p in loc[:-1] if not _is_union_tag(p)]
+    for i, part in enumerate(parts):
+        if model is StudyConfig and part == "search_space":
+            return ParamSpec if i == 0 and len(parts) == 2 else None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _key_hint(loc: tuple[Any, ...]) -> str:
+    """'; did you mean ...' and the keys that section allows."""
+    if not loc:
+        return ""
+    model = _section_model(tuple(loc))
+    if model is None:
+        return ""
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'? allowed: " if close else "; allowed: "
+    return hint + ", ".join(allowed)
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -365,13 +396,25 @@ def validate_config(data: Any, *, source: str = "study file") -> StudyConfig:
         errors = exc.errors()
         best = _pick_error(errors)
         raise ConfigError(f"{source}: {_format_error(best)}") from None
-    from hpo.space import SearchSpace  # the space checks values against the trainer's ranges
-
     try:
-        SearchSpace.from_config(config)
+        for name, entry in config.search_space.items():
+            _check_entry(name, entry)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return config
+
+
+def _check_entry(name: str, entry: Any) -> None:
+    """Values against the trainer's ranges (``hpo.hyperparameters``)."""
+    if not isinstance(entry, ParamSpec):
+        hyperparameters.check_value(name, entry)
+    elif entry.type == "categorical":
+        assert entry.choices is not None
+        hyperparameters.check_searched(name, entry.type, tuple(entry.choices))
+    else:
+        as_type = int if entry.type == "int" else float  # as the Optuna distribution holds them
+        assert entry.low is not None and entry.high is not None
+        hyperparameters.check_searched(name, entry.type, (as_type(entry.low), as_type(entry.high)))
 
 
 def _pick_error(errors: list[Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ Images are decoded and resized once per process into uint8 arrays; trials
 then only build tf.data pipelines over those arrays. Splits are stratified
 (and group-aware when a ``file,group`` CSV is given) with a fixed seed, so
 every worker on every host sees the same train/validation/test partition.
+
+(Over 400 lines: three source readers sharing one decode-and-split contract.)
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def resize_array(images: np.ndarray, size: tuple[int, int], channels: int) -> np
     return out
 
 
-def _decode_file(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+def decode_file(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One image file as training sees it; ``hpo export``'s predict decodes through here too."""
     from PIL import Image
 
     with Image.open(path) as opened:
@@ -227,7 +230,7 @@ def _load_directory(cfg: DatasetSection) -> _Raw:
         except OSError as exc:
             return i, None, b"", exc.__class__.__name__
         try:
-            return i, _decode_file(path, size, channels), data, None
+            return i, decode_file(path, size, channels), data, None
         except Exception as exc:  # PIL raises many types for bad files
             return i, None, data, f"{exc.__class__.__name__}: {str(exc)[:80]}"
 
@@ -396,6 +399,11 @@ def load_dataset(cfg: DatasetSection) -> Dataset:
 
 
 _CACHE: dict[str, Dataset] = {}
+
+
+def clear_cache() -> None:
+    """Forget the datasets decoded in this process; the next load decodes again."""
+    _CACHE.clear()
 
 
 def _split(cfg: DatasetSection, raw: _Raw) -> Dataset:

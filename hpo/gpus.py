@@ -1,4 +1,4 @@
-"""GPU discovery and assignment of worker slots, without importing TensorFlow.
+"""Worker slots on this host's devices (GPUs, or shares of the CPU), without TensorFlow.
 
 The launcher pins each worker to one GPU with ``CUDA_VISIBLE_DEVICES``; a
 worker then sees its GPU as ``GPU:0`` and turns memory growth on, so several
@@ -87,11 +87,6 @@ def discover_gpus() -> list[Gpu]:
     return parse_nvidia_smi(out)
 
 
-def discover() -> list[str]:
-    """Indices of the GPUs nvidia-smi lists."""
-    return [g.index for g in discover_gpus()]
-
-
 def plan_slots(gpus: str, workers_per_gpu: int) -> list[Slot]:
     """Worker slots for ``--gpus all|none|0,1,3`` and ``--workers-per-gpu K``.
 
@@ -126,3 +121,22 @@ def plan_slots(gpus: str, workers_per_gpu: int) -> list[Slot]:
         for g in chosen
         for k in range(workers_per_gpu)
     ]
+
+
+def cpu_threads_for(workers: int) -> int:
+    """Threads per CPU worker so that K workers share the cores, not fight for them."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
+def physical_device(device: str, visible: str | None = None) -> str:
+    """``GPU:0`` as TensorFlow names it, renamed to the card's index on the host.
+
+    A worker pinned with ``CUDA_VISIBLE_DEVICES=3`` sees its GPU as ``GPU:0``;
+    reports and the live table should say ``GPU:3``.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    if not device.startswith("GPU:") or not visible:
+        return device
+    cards = [c.strip() for c in visible.split(",") if c.strip()]
+    index = int(device.removeprefix("GPU:"))
+    return f"GPU:{cards[index]}" if index < len(cards) else device

@@ -29,6 +29,7 @@ OVERHEAD_SECONDS = "overhead_seconds"  # time outside Keras fit/predict
 HOST = "host"
 PID = "pid"  # the worker process, to tell recycled workers apart
 DEVICE = "device"  # "cpu" or "GPU:<index>"
+BACKEND = "backend"  # the Keras backend the trial trained on: tensorflow, jax or torch
 WORKER = "worker"  # "<host>:<pid>" or a launcher slot name
 FAIL_REASON = "fail_reason"
 PARAMS_FULL = "params_full"  # searched + fixed hyperparameters the trainer used

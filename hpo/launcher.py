@@ -5,7 +5,8 @@ share). Workers share the study's trial budget through the database, so the
 launcher only keeps them alive: a worker that dies or hangs is replaced (a
 bounded number of times per slot), and Ctrl-C (or SIGTERM) stops every worker
 cleanly, their running trials failed and queued again. Nothing here imports
-TensorFlow; the table is read from the database like any report.
+TensorFlow; the live table (``hpo.console._workers_table``) is read from the
+database like any report.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ import yaml
 from optuna.trial import TrialState
 
 from hpo import keys
-from hpo._budget import cpu_threads_for
-from hpo._retry import retrying
+from hpo.console import WorkerRow, WorkersTable
 from hpo.errors import FatalError, HpoError
-from hpo.worker import HUNG_EXIT_CODE, RECYCLE_EXIT_CODE
+from hpo.gpus import cpu_threads_for
+from hpo.results import finished_count
+from hpo.storage import RequeueFailedTrial, retrying
+from hpo.storage import optuna_private as private
+from hpo.worker._exit_codes import HUNG_EXIT_CODE, RECYCLE_EXIT_CODE, USER_ERROR_EXIT_CODE
 
 if TYPE_CHECKING:
     import optuna
@@ -41,7 +45,6 @@ if TYPE_CHECKING:
     from hpo.gpus import Slot
 
 MAX_RESTARTS = 3
-USER_ERROR = 2
 STOP_GRACE = 30.0  # seconds a worker gets to fail and re-queue its trial after SIGTERM
 
 
@@ -54,6 +57,19 @@ class _Worker:
     exit_codes: list[int] = field(default_factory=list)
     last_error: str = ""
     log_path: Path | None = None
+
+    def row(self) -> WorkerRow:
+        """What the live table shows of this slot."""
+        ended = None
+        if self.proc is None:
+            ended = _exit_text(self).split(" (")[0] if self.exit_codes else "exited"
+        return WorkerRow(
+            slot=self.slot.name,
+            device=self.slot.label or (self.slot.gpu if self.slot.gpu is not None else "cpu"),
+            pid=self.proc.pid if self.proc is not None else None,
+            ended=ended,
+            restarts=self.restarts,
+        )
 
 
 def worker_env(
@@ -124,13 +140,15 @@ def launch_study(
             log.close()
 
         def finished() -> int:
-            return retrying(lambda: _finished(study), "count")
+            return retrying(lambda: finished_count(study), "count")
 
         with _sigterm_as_interrupt():
             try:
                 for w in workers:
                     start(w)
-                live = _LiveTable(study, workers, budget, console, quiet)
+                live = WorkersTable(
+                    study, lambda: [w.row() for w in workers], budget, console, quiet
+                )
                 with live:
                     while True:
                         for w in workers:
@@ -146,7 +164,7 @@ def launch_study(
                                 w.recycled += 1
                                 start(w)  # a planned fresh process, not a failure
                                 continue
-                            if code == USER_ERROR:
+                            if code == USER_ERROR_EXIT_CODE:
                                 raise HpoError(f"worker {w.slot.name}: {w.last_error}")
                             if w.restarts < max_restarts:
                                 w.restarts += 1
@@ -184,10 +202,6 @@ def launch_study(
             f"(restarts used up); {reasons or 'no error recorded'}"
         )
     return summary
-
-
-def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def _exit_text(w: _Worker) -> str:
@@ -262,16 +276,13 @@ def _running_trials(study: optuna.Study, pids: set[int]) -> list[optuna.trial.Fr
 
 def _fail_trials_of(study: optuna.Study, pids: set[int]) -> None:
     """Fail and re-queue the RUNNING trials of workers that had to be killed."""
-    from hpo.storage import RequeueFailedTrial
-
     requeue = RequeueFailedTrial(max_retry=None, cause="interrupted")
-    storage = study._storage
     reason = f"interrupted; worker did not stop within {STOP_GRACE:g} s and was killed"
     for t in _running_trials(study, pids):
         with contextlib.suppress(Exception):
-            storage.set_trial_user_attr(t._trial_id, keys.FAIL_REASON, reason)
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                requeue(study, storage.get_trial(t._trial_id))
+            private.set_user_attr(study, t, keys.FAIL_REASON, reason)
+            if private.mark_failed(study, t):
+                requeue(study, private.reload_trial(study, t))
 
 
 def _last_line(path: Path | None) -> str:
@@ -279,108 +290,3 @@ def _last_line(path: Path | None) -> str:
         return ""
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
-
-
-class _LiveTable:
-    """Per-worker and study progress, read from the database every refresh."""
-
-    def __init__(
-        self,
-        study: optuna.Study,
-        workers: list[_Worker],
-        budget: int,
-        console: Console | None,
-        quiet: bool,
-    ) -> None:
-        self.study, self.workers, self.budget = study, workers, budget
-        self.console, self.quiet = console, quiet
-        self.live: Any = None
-        self.started = time.monotonic()
-        self.done_at_start: int | None = None
-        self.last: Any = None
-
-    def __enter__(self) -> _LiveTable:
-        if not self.quiet and self.console is not None:
-            from rich.live import Live
-
-            self.live = Live(self.render(), console=self.console, refresh_per_second=2)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.update(self.render())
-            self.live.__exit__(None, None, None)
-
-    def refresh(self) -> None:
-        if self.live is not None:
-            self.live.update(self.render())
-
-    def render(self) -> Any:
-        """The table; while the database is away, the last one with a note."""
-        from rich.console import Group
-        from rich.text import Text
-
-        try:
-            trials = self.study.get_trials(deepcopy=False)
-        except Exception:
-            note = Text("database unreachable; workers are retrying", style="yellow")
-            return Group(self.last, note) if self.last is not None else note
-        self.last = self._render(trials)
-        return self.last
-
-    def _render(self, trials: list[optuna.trial.FrozenTrial]) -> Any:
-        from rich.console import Group
-        from rich.table import Table
-
-        counts = {s: 0 for s in TrialState}
-        best = None
-        for t in trials:
-            counts[t.state] += 1
-            if t.state == TrialState.COMPLETE and t.value is not None:
-                best = t.value if best is None else max(best, t.value)
-        running = {
-            t.user_attrs.get(keys.WORKER): t for t in trials if t.state == TrialState.RUNNING
-        }
-        table = Table(title=f"{self.study.study_name}: workers", header_style="bold")
-        for col in ("slot", "GPU", "pid", "trial", "epoch", "last F1", "state", "restarts"):
-            table.add_column(col)
-        for w in self.workers:
-            current = running.get(w.slot.name)
-            steps = sorted(current.intermediate_values) if current is not None else []
-            if w.proc is not None:
-                state = "training" if current is not None else "waiting"
-            else:
-                state = _exit_text(w).split(" (")[0] if w.exit_codes else "exited"
-            table.add_row(
-                w.slot.name,
-                w.slot.label or (w.slot.gpu if w.slot.gpu is not None else "cpu"),
-                str(w.proc.pid) if w.proc is not None else "-",
-                str(current.number) if current is not None else "-",
-                str(steps[-1] + 1) if steps else "-",
-                f"{current.intermediate_values[steps[-1]]:.4f}"
-                if steps and current is not None
-                else "-",
-                state,
-                str(w.restarts),
-            )
-        done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        if self.done_at_start is None:
-            self.done_at_start = done
-        new = done - self.done_at_start
-        elapsed = time.monotonic() - self.started
-        eta = (
-            f"{elapsed / new * (self.budget - done):.0f} s"
-            if new > 0 and done < self.budget
-            else "-"
-        )
-        parts = [
-            f"done {done}/{self.budget}",
-            f"running {counts[TrialState.RUNNING]}",
-            f"queued {counts[TrialState.WAITING]}",
-            f"failed {counts[TrialState.FAIL]}",
-            f"pruned {counts[TrialState.PRUNED]}",
-            f"best F1 {best:.4f}" if best is not None else "best F1 -",
-            f"ETA {eta}",
-        ]
-        return Group(table, "  ".join(parts))

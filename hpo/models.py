@@ -8,32 +8,17 @@ preprocessing is a registered layer inside the model, so an exported
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from hpo.backbones import BACKBONES as BACKBONES  # re-exported: the table lives there
+from hpo.backbones import Backbone
 from hpo.errors import ConfigError, HpoError
 
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    application: str | None  # keras.applications constructor, None for ours
-    preprocessing: str  # mode of ImagePreprocessing
-    min_size: int
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    "small_cnn": BackboneSpec("small_cnn", None, "unit", 8),
-    "mobilenet_v2": BackboneSpec("mobilenet_v2", "MobileNetV2", "tf", 32),
-    "resnet50": BackboneSpec("resnet50", "ResNet50", "caffe", 32),
-    "vgg16": BackboneSpec("vgg16", "VGG16", "caffe", 32),
-    "efficientnet_b0": BackboneSpec("efficientnet_b0", "EfficientNetB0", "raw", 32),
-    "densenet121": BackboneSpec("densenet121", "DenseNet121", "torch", 32),
-}
+BackboneSpec = Backbone  # the name this module used before hpo.backbones
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -109,7 +94,7 @@ def check_input(backbone: str, input_shape: tuple[int, int, int], weights: str |
             f"dataset.image_size: {h}x{w} is too small for {backbone}; "
             f"it needs at least {spec.min_size}x{spec.min_size}"
         )
-    if spec.application is not None and c != 3 and weights is not None:
+    if spec.pretrained_needs_rgb and c != 3 and weights is not None:
         raise ConfigError(
             f"dataset.channels: {backbone} with pretrained weights needs 3 channels, got {c}"
         )

@@ -10,31 +10,21 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from hpo import keys
-from hpo._retry import retrying
 from hpo.errors import HpoError, TrialFailedError
+from hpo.events import EpochEvent, EpochListener
 from hpo.space import SearchSpace
+from hpo.storage import retrying
 
 if TYPE_CHECKING:
     from hpo.config import StudyConfig
     from hpo.data import Dataset
 
-
-@dataclass(frozen=True)
-class EpochEvent:
-    trial: int
-    epoch: int  # 0-based, across both phases
-    total_epochs: int
-    f1: float
-
-
-EpochListener = Callable[[EpochEvent], None]
+__all__ = ["EpochEvent", "EpochListener", "Objective"]  # the events stay importable from here
 
 
 def _set(trial: optuna.Trial, key: str, value: Any) -> None:
@@ -77,10 +67,12 @@ class Objective:
         _set(trial, keys.DEVICE, self.device)
         _set(trial, keys.WORKER, self.worker)
 
-        def report(step: int, f1: float) -> bool:
-            retrying(lambda: trial.report(f1, step), "report")
+        def report(step: int, value: float) -> bool:
+            # value is objective.metric, the same metric this trial returns below,
+            # so pruners compare the curve of what the study optimises.
+            retrying(lambda: trial.report(value, step), "report")
             if self.on_epoch is not None:
-                self.on_epoch(EpochEvent(trial.number, step, self.total_epochs, f1))
+                self.on_epoch(EpochEvent(trial.number, step, self.total_epochs, value))
             return bool(retrying(trial.should_prune, "should_prune"))
 
         try:
@@ -100,6 +92,7 @@ class Objective:
             clear_session()
 
         ev = result.evaluation
+        _set(trial, keys.BACKEND, result.backend)
         _set(trial, keys.EPOCHS, result.epochs)
         _set(trial, keys.TRAIN_SECONDS, round(result.train_seconds, 4))
         _set(trial, keys.IMAGES_PER_SECOND, round(result.images_per_second, 2))

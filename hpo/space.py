@@ -2,7 +2,7 @@
 
 Entries given as a mapping (``type: float|int|categorical``) are searched;
 entries given as a plain value are fixed. Hyperparameters the file leaves
-out take ``HYPERPARAMETER_DEFAULTS``, so a trial always gets a full set.
+out take ``hpo.hyperparameters.DEFAULTS``, so a trial always gets a full set.
 """
 
 from __future__ import annotations
@@ -18,26 +18,13 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hpo.config import HYPERPARAMETER_DEFAULTS, OPTIMIZERS, ParamSpec
-from hpo.errors import ConfigError
+from hpo import hyperparameters
+from hpo.config import ParamSpec
 
 if TYPE_CHECKING:
     import optuna
 
     from hpo.config import StudyConfig
-
-# Range checks for values the trainer will use; (low, high, what is allowed).
-_BOUNDS: dict[str, tuple[float, float, str]] = {
-    "learning_rate": (0.0, 10.0, "a positive number up to 10"),
-    "dropout": (0.0, 0.99, "between 0 and 0.99"),
-    "dense_units": (1, 65536, "an integer from 1 to 65536"),
-    "l1": (0.0, 10.0, "between 0 and 10"),
-    "l2": (0.0, 10.0, "between 0 and 10"),
-    "batch_size": (1, 65536, "an integer from 1 to 65536"),
-    "unfrozen_layers": (0, 100000, "an integer of 0 or more"),
-    "finetune_lr_factor": (0.0, 10.0, "a positive number up to 10"),
-}
-_INTEGER = {"dense_units", "batch_size", "unfrozen_layers"}
 
 
 def to_distribution(spec: ParamSpec) -> BaseDistribution:
@@ -55,23 +42,6 @@ def to_distribution(spec: ParamSpec) -> BaseDistribution:
         log=spec.log,
         step=None if spec.step is None else float(spec.step),
     )
-
-
-def _check_value(name: str, value: Any) -> None:
-    if name == "optimizer":
-        if value not in OPTIMIZERS:
-            raise ConfigError(
-                f"search_space.{name}: {value!r} is not allowed; allowed: {', '.join(OPTIMIZERS)}"
-            )
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"search_space.{name}: {value!r} is not a number")
-    low, high, allowed = _BOUNDS[name]
-    if name in _INTEGER and isinstance(value, float) and not value.is_integer():
-        raise ConfigError(f"search_space.{name}: {value!r} must be {allowed}")
-    positive = name in ("learning_rate", "finetune_lr_factor")
-    if not low <= value <= high or (positive and value <= 0):  # NaN fails too
-        raise ConfigError(f"search_space.{name}: {value!r} is out of range; must be {allowed}")
 
 
 def _suggest(trial: optuna.trial.BaseTrial, name: str, dist: BaseDistribution) -> Any:
@@ -97,23 +67,19 @@ class SearchSpace:
     @classmethod
     def from_entries(cls, entries: Mapping[str, Any]) -> SearchSpace:
         dists: dict[str, BaseDistribution] = {}
-        fixed = dict(HYPERPARAMETER_DEFAULTS)
+        fixed = dict(hyperparameters.DEFAULTS)
         for name, entry in entries.items():
             if isinstance(entry, ParamSpec):
                 dist = to_distribution(entry)
                 if isinstance(dist, CategoricalDistribution):
-                    for choice in dist.choices:
-                        _check_value(name, choice)
+                    hyperparameters.check_searched(name, entry.type, tuple(dist.choices))
                 else:
                     assert isinstance(dist, (FloatDistribution, IntDistribution))
-                    _check_value(name, dist.low)
-                    _check_value(name, dist.high)
-                    if name in _INTEGER and isinstance(dist, FloatDistribution):
-                        raise ConfigError(f"search_space.{name}: must be of type int")
+                    hyperparameters.check_searched(name, entry.type, (dist.low, dist.high))
                 dists[name] = dist
                 fixed.pop(name, None)
             else:
-                _check_value(name, entry)
+                hyperparameters.check_value(name, entry)
                 fixed[name] = entry
         return cls(dists, fixed)
 

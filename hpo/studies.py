@@ -50,12 +50,59 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _space_signature(config_dict: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "search_space": config_dict.get("search_space"),
-        "model": config_dict.get("model"),
-        "objective": config_dict.get("objective"),
-    }
+RECIPE_SECTIONS = ("dataset", "model", "training", "search_space", "objective")
+"""Study-file sections whose change makes trials incomparable: resuming refuses it."""
+
+RESULT_NEUTRAL: dict[str, str] = {
+    "dataset.path": "where the data lies; its content is checked by sha256 instead",
+    "training.cache_dir": "where the feature cache lies",
+    "training.cache_max_gb": "the feature cache's size limit (both paths give the same curve)",
+    "training.trial_timeout": "a limit on wall time, not on what is trained",
+    "training.data": "tf.data pipeline tuning (caching, prefetch, parallel calls)",
+}
+"""Fields of those sections that may change between runs of one study, and why."""
+
+
+_ABSENT = "(absent)"
+
+
+def _diff(old: Any, new: Any, path: str, out: list[tuple[str, Any, Any]]) -> None:
+    """Leaf-level differences; a key present on one side only is one change."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            _diff(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}", out)
+    elif old != new and not _neutral(path):
+        out.append((path, old, new))
+
+
+def _neutral(path: str) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in RESULT_NEUTRAL)
+
+
+def _normalized(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults of fields added since the study was created, so they compare equal."""
+    from hpo.config import validate_config
+
+    try:
+        return validate_config(config_dict, source="stored study file").to_dict()
+    except HpoError:
+        return config_dict
+
+
+def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) for every recipe field that differs."""
+    old, new = _normalized(old), _normalized(new)
+    out: list[tuple[str, Any, Any]] = []
+    for section in RECIPE_SECTIONS:
+        _diff(old.get(section, _ABSENT), new.get(section, _ABSENT), section, out)
+    return out
+
+
+def _short(value: Any) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def make_study(
@@ -89,10 +136,13 @@ def make_study(
         existing = None
     if existing is not None:
         stored = existing.user_attrs.get(keys.STUDY_CONFIG)
-        if stored is not None and _space_signature(stored) != _space_signature(cfg):
+        changes = recipe_changes(stored, cfg) if stored is not None else []
+        if changes:
+            listed = ", ".join(f"{p} {_short(o)} -> {_short(n)}" for p, o, n in changes)
             raise ConfigError(
-                f"study '{name}' already exists with a different search space, model or "
-                "objective; give a new name with --study-name (nothing was changed)"
+                f"study '{name}' already exists with another recipe: {listed}; these change "
+                "what a trial trains, so resume with the stored values or give a new name "
+                "with --study-name (nothing was changed)"
             )
         return existing
     try:
@@ -133,8 +183,29 @@ def record_fingerprint(study: optuna.Study, fingerprint: dict[str, Any]) -> None
         )
 
 
-def load_existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
-    """Load a study by name for read-only commands, with a helpful miss."""
+def create_or_resume(config: StudyConfig, url: str, *, source: str | None = None) -> optuna.Study:
+    """Open the storage, check the data can feed the space, then create or load the study.
+
+    The data check comes first so that bad data changes nothing stored. ``source``
+    (the study file) prefixes errors about the file's ``dataset`` fields.
+    """
+    from hpo.storage import open_storage
+    from hpo.worker import prepare_dataset
+
+    storage = open_storage(url, heartbeat=True)
+    try:
+        prepare_dataset(config)
+    except DataError as exc:
+        if source and str(exc).startswith("dataset"):
+            raise DataError(f"{source}: {exc}") from None
+        raise
+    return make_study(config, storage)
+
+
+def load_existing(
+    storage: optuna.storages.BaseStorage, name: str, *, where: str | None = None
+) -> optuna.Study:
+    """Load a study by name for read-only commands, with a miss that says where it looked."""
     import optuna
 
     try:
@@ -143,8 +214,9 @@ def load_existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Stu
         names = [
             s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
         ]
-        hint = f"; existing: {', '.join(sorted(names)[:10])}" if names else "; the storage is empty"
-        raise HpoError(f"no study named '{name}'{hint}") from None
+        place = f" in {where}" if where else ""
+        hint = f"; existing: {', '.join(sorted(names)[:10])}" if names else "; it holds no study"
+        raise HpoError(f"no study named '{name}'{place}{hint}") from None
 
 
 def stored_config(study: optuna.Study) -> StudyConfig:

@@ -1,6 +1,8 @@
 """Read-only views of studies for ``hpo studies``, ``status`` and ``best``.
 
-Plain dicts out, computed from the storage alone; no TensorFlow.
+Plain dicts out, computed from the storage alone; no TensorFlow. The facts
+(states, best trial, its metrics, the objective metric) come from
+``hpo.facts``, the same reads the HTML reports make.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from optuna.trial import TrialState
 
 from hpo import keys
 from hpo.errors import HpoError
+from hpo.facts import config_of, label_of, objective_metric, section, study_facts
+from hpo.results import best_trial
 
 if TYPE_CHECKING:
     import optuna
 
+best_trial_or_none = best_trial
+"""Kept for callers of the old name: the best complete trial, direction-aware."""
 
-def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return None
-    return max(complete, key=lambda t: t.value if t.value is not None else float("-inf"))
+
+def metric_label(study: optuna.Study) -> str:
+    """How to name the study's objective (``"macro F1"``, ``"accuracy"``...)."""
+    return label_of(objective_metric(config_of(study)))
 
 
 def list_studies(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
@@ -28,25 +33,19 @@ def list_studies(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
 
     rows: list[dict[str, Any]] = []
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=s.study_name, storage=storage)
-        counts = {state: 0 for state in TrialState}
-        best: float | None = None
-        for t in study.get_trials(deepcopy=False):
-            counts[t.state] += 1
-            if t.state == TrialState.COMPLETE and t.value is not None:
-                best = t.value if best is None else max(best, t.value)
-        cfg = s.user_attrs.get(keys.STUDY_CONFIG) or {}
+        facts = study_facts(optuna.load_study(study_name=s.study_name, storage=storage))
         rows.append(
             {
                 "name": s.study_name,
-                "complete": counts[TrialState.COMPLETE],
-                "pruned": counts[TrialState.PRUNED],
-                "fail": counts[TrialState.FAIL],
-                "running": counts[TrialState.RUNNING],
-                "waiting": counts[TrialState.WAITING],
-                "best_value": best,
-                "sampler": (cfg.get("sampler") or {}).get("name"),
-                "backbone": (cfg.get("model") or {}).get("backbone"),
+                "complete": facts.states.get(TrialState.COMPLETE.name, 0),
+                "pruned": facts.states.get(TrialState.PRUNED.name, 0),
+                "fail": facts.states.get(TrialState.FAIL.name, 0),
+                "running": facts.states.get(TrialState.RUNNING.name, 0),
+                "waiting": facts.states.get(TrialState.WAITING.name, 0),
+                "best_value": facts.best.value if facts.best else None,
+                "metric": facts.metric,
+                "sampler": section(facts.config, "sampler").get("name"),
+                "backbone": section(facts.config, "model").get("backbone"),
                 "created": s.datetime_start.isoformat() if s.datetime_start else None,
             }
         )
@@ -54,13 +53,10 @@ def list_studies(storage: optuna.storages.BaseStorage) -> list[dict[str, Any]]:
 
 
 def study_status(study: optuna.Study) -> dict[str, Any]:
-    trials = study.get_trials(deepcopy=False)
-    states: dict[str, int] = {}
-    for t in trials:
-        states[t.state.name] = states.get(t.state.name, 0) + 1
-    best = best_trial_or_none(study)
+    facts = study_facts(study)
+    best = facts.best
     running = []
-    for t in trials:
+    for t in facts.trials:
         if t.state != TrialState.RUNNING:
             continue
         steps = sorted(t.intermediate_values)
@@ -70,48 +66,52 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
                 "worker": t.user_attrs.get(keys.WORKER),
                 "device": t.user_attrs.get(keys.DEVICE),
                 "epoch": steps[-1] + 1 if steps else None,
+                # the last reported objective value; the key predates objective.metric
                 "last_f1": t.intermediate_values[steps[-1]] if steps else None,
                 "started": t.datetime_start,
             }
         )
-    cfg = study.user_attrs.get(keys.STUDY_CONFIG) or {}
     return {
         "name": study.study_name,
-        "n_trials": len(trials),
-        "states": states,
+        "n_trials": len(facts.trials),
+        "states": facts.states,
+        "metric": facts.metric,
+        "metric_label": facts.metric_label,
         "best_value": best.value if best else None,
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
-        "train_seconds": sum(float(t.user_attrs.get(keys.TRAIN_SECONDS, 0.0)) for t in trials),
+        "train_seconds": sum(facts.train_seconds),
         "running": running,
-        "sampler": (cfg.get("sampler") or {}).get("name", "-"),
-        "pruner": (cfg.get("pruner") or {}).get("name", "-"),
+        "sampler": section(facts.config, "sampler").get("name", "-"),
+        "pruner": section(facts.config, "pruner").get("name", "-"),
         "dataset": study.user_attrs.get(keys.STUDY_FINGERPRINT),
         "test_used": study.user_attrs.get(keys.STUDY_TEST_USED),
     }
 
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:
-    best = best_trial_or_none(study)
+    facts = study_facts(study)
+    best = facts.best
     if best is None:
         raise HpoError(f"study '{study.study_name}' has no completed trial yet")
     fp = study.user_attrs.get(keys.STUDY_FINGERPRINT) or {}
     names = fp.get("class_names") or []
     support = ((fp.get("split_counts") or {}).get("val")) or {}
-    per_class = best.user_attrs.get(keys.F1_PER_CLASS) or []
     rows = []
-    for i, f1 in enumerate(per_class):
+    for i, f1 in enumerate(best.f1_per_class):
         name = names[i] if i < len(names) else str(i)
         rows.append({"class": name, "f1": f1, "support": support.get(name)})
     return {
         "study": study.study_name,
+        "metric": facts.metric,
+        "metric_label": facts.metric_label,
         "number": best.number,
         "value": best.value,
         "params": best.params,
-        "params_full": best.user_attrs.get(keys.PARAMS_FULL, best.params),
-        "metrics": best.user_attrs.get(keys.METRICS, {}),
+        "params_full": best.params_full if best.params_full is not None else best.params,
+        "metrics": best.metrics,
         "f1_per_class": rows,
-        "confusion_matrix": best.user_attrs.get(keys.CONFUSION),
-        "epochs": best.user_attrs.get(keys.EPOCHS),
-        "train_seconds": best.user_attrs.get(keys.TRAIN_SECONDS),
+        "confusion_matrix": best.confusion,
+        "epochs": best.epochs,
+        "train_seconds": best.train_seconds,
     }

@@ -62,6 +62,8 @@ def mysql_url() -> Iterator[str]:
     """A fresh, empty MariaDB/MySQL database URL."""
     admin = os.environ.get("HPO_TEST_MYSQL_URL")
     if not admin:
+        if os.environ.get("CI"):
+            pytest.fail("HPO_TEST_MYSQL_URL is not set in CI")
         pytest.skip("HPO_TEST_MYSQL_URL not set")
     yield from _fresh_database(admin, "mysql")
 

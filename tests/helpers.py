@@ -29,3 +29,17 @@ def write(tmp_path: Path, data: dict[str, Any], name: str = "study.yaml") -> Pat
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def run_cli(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """The ``hpo`` entry point in this process: (exit code, stdout, stderr)."""
+    from hpo.cli import main
+
+    capsys.readouterr()
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -94,29 +94,6 @@ def test_read_only_commands_do_not_import_tensorflow(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["run", "missing.yaml"], "study file not found"),
-        (["run", "{bad}", "--trials", "0"], "--trials"),
-        (["run", "{bad}", "--trials", "-3"], "--trials"),
-        (["run", "{bad}", "--storage", "nonsense://"], "storage"),
-        (["status", "nope", "--storage", "{db}"], "no study named 'nope'"),
-        (["best", "nope", "--storage", "{db}"], "no study named 'nope'"),
-        (["run", "{bad}", "--sampler", "annealing"], "unknown sampler 'annealing'"),
-    ],
-)
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
-    bad = write(tmp_path, TINY)
-    db = f"sqlite:///{tmp_path / 'x.db'}"
-    args = [a.replace("{bad}", str(bad)).replace("{db}", db) for a in args]
-    result = hpo(*args)
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert needle in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-
-
 def test_malformed_study_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("study: {name: x\ndataset: [")
@@ -136,5 +113,5 @@ def test_changed_search_space_is_refused(tmp_path: Path) -> None:
     changed["search_space"]["dropout"]["high"] = 0.5
     result = hpo("run", str(write(tmp_path, changed)), "--storage", db)
     assert result.returncode == 2
-    assert "different search space" in result.stderr
+    assert "search_space.dropout.high 0.3 -> 0.5" in result.stderr, result.stderr
     assert len(optuna.load_study(study_name="tiny", storage=db).trials) == 0

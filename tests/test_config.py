@@ -428,6 +428,30 @@ def test_feature_cache_on_with_augment() -> None:
 
 
 @pytest.mark.parametrize(
+    "model",
+    [{"backbone": "small_cnn", "weights": "none"}, {"backbone": "small_cnn"}],
+    ids=["weights-none", "small-cnn-default"],
+)
+def test_feature_cache_on_without_pretrained_weights(tmp_path: Path, model: dict[str, Any]) -> None:
+    """Refused when the file is read, before any study exists, in one line."""
+    path = tmp_path / "nocache.yaml"
+    data = mutate("training.feature_cache", "on")
+    data["model"] = model
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: training.feature_cache: on needs pretrained weights")
+    assert "\n" not in message
+
+
+def test_feature_cache_auto_without_weights_is_fine() -> None:
+    assert (
+        validate_config(mutate("training.feature_cache", "auto")).training.feature_cache == "auto"
+    )
+
+
+@pytest.mark.parametrize(
     ("entry", "fragment"),
     [
         (math.nan, "nan is out of range"),
@@ -597,3 +621,45 @@ def test_raw_yaml_text(tmp_path_factory: pytest.TempPathFactory, text: str) -> N
         assert str(exc).startswith(str(path))
     else:
         assert isinstance(result, StudyConfig)
+
+
+@pytest.mark.parametrize(
+    ("data_edit", "expected"),
+    [
+        (
+            {"dataset": {"source": "digits", "image_szie": 32}},
+            "s.yaml: dataset.image_szie: unknown key; did you mean 'image_size'? allowed: source, "
+            "path, image_size,",
+        ),
+        ({"sampeler": {"name": "tpe"}}, "s.yaml: sampeler: unknown key; did you mean 'sampler'?"),
+        (
+            {"search_space": {"dropout": {"type": "float", "low": 0.0, "hihg": 0.5}}},
+            "search_space.dropout.hihg: unknown key; did you mean 'high'? allowed: type, low, "
+            "high, log, step, choices",
+        ),
+        ({"training": {"data": {"prefech": 2}}}, "did you mean 'prefetch'? allowed: cache,"),
+    ],
+)
+def test_unknown_keys_get_suggestions_and_allowed_keys(
+    data_edit: dict[str, Any], expected: str
+) -> None:
+    data = {
+        "study": {"name": "x"},
+        "dataset": {"source": "digits"},
+        "model": {"backbone": "small_cnn"},
+        **data_edit,
+    }
+    with pytest.raises(ConfigError) as err:
+        validate_config(data, source="s.yaml")
+    assert expected in str(err.value)
+
+
+def test_unknown_key_far_from_any_name_lists_allowed_keys_only() -> None:
+    data = {
+        "study": {"name": "x"},
+        "dataset": {"source": "digits"},
+        "model": {"backbone": "small_cnn", "zzz": 1},
+    }
+    with pytest.raises(ConfigError) as err:
+        validate_config(data, source="s.yaml")
+    assert str(err.value) == "s.yaml: model.zzz: unknown key; allowed: backbone, weights, pooling"

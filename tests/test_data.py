@@ -17,9 +17,9 @@ CLASSES = {"Mild_Demented": 12, "Moderate_Demented": 9, "Non_Demented": 15}
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    data_mod._CACHE.clear()
+    data_mod.clear_cache()
     yield
-    data_mod._CACHE.clear()
+    data_mod.clear_cache()
 
 
 def make_folder(root: Path, classes: dict[str, int] = CLASSES, seed: int = 0) -> Path:
@@ -63,17 +63,17 @@ def test_directory_layout(tmp_path: Path) -> None:
 def test_split_is_fixed_by_seed_and_fingerprint_tracks_content(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "mri")
     a = load_dataset(section(path=str(root), image_size=12))
-    data_mod._CACHE.clear()
+    data_mod.clear_cache()
     b = load_dataset(section(path=str(root), image_size=12))
     assert a.sha256 == b.sha256
     assert list(a.test.ids) == list(b.test.ids)  # type: ignore[arg-type]
-    data_mod._CACHE.clear()
+    data_mod.clear_cache()
     other = load_dataset(section(path=str(root), image_size=12, split_seed=7))
     assert list(other.test.ids) != list(a.test.ids)  # type: ignore[arg-type]
     # Changing one file changes the content hash.
     victim = next((root / "Non_Demented").glob("*.png"))
     Image.fromarray(np.zeros((20, 24), dtype=np.uint8), mode="L").save(victim)
-    data_mod._CACHE.clear()
+    data_mod.clear_cache()
     assert load_dataset(section(path=str(root), image_size=12)).sha256 != a.sha256
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hpo.errors import ConfigError
-from hpo.gpus import ENV_OVERRIDE, plan_slots
+from hpo.gpus import ENV_OVERRIDE, cpu_threads_for, physical_device, plan_slots
 
 
 @pytest.fixture
@@ -48,3 +48,15 @@ def test_bad_gpu_lists(four_gpus: None, spec: str, needle: str) -> None:
         plan_slots(spec, 1)
     with pytest.raises(ConfigError, match="workers-per-gpu"):
         plan_slots("all", 0)
+
+
+def test_cpu_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [cpu_threads_for(k) for k in (1, 2, 3, 16, 0)] == [8, 4, 2, 1, 8]
+
+
+def test_physical_device_names_the_host_card() -> None:
+    assert physical_device("GPU:0", visible="3") == "GPU:3"
+    assert physical_device("GPU:1", visible="2,5") == "GPU:5"
+    assert physical_device("GPU:0", visible="") == "GPU:0"
+    assert physical_device("CPU:0", visible="3") == "CPU:0"

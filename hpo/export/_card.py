@@ -2,20 +2,20 @@
 
 Data (``TestMetrics``, ``GradCamSample``) comes in; ``card_figures`` turns it
 into plotly figures; ``render_card`` puts figures, tables and images into the
-template. plotly.js is inlined once and every name is escaped, so the card
-opens from a USB stick in a hospital network without any request leaving it.
+template, which extends the page of ``hpo.html`` shared with reports.
+plotly.js is inlined once and every name is escaped, so the card opens from
+a USB stick in a hospital network without any request leaving it.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
-from hpo.reports._html import figure_json, plotly_js
+from hpo.export._evaluate import OVERALL
+from hpo.facts import DEFAULT_METRIC, METRIC_LABELS, label_of
+from hpo.html import render_page
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -163,50 +163,41 @@ def interval_text(e: Estimate, digits: int = 3) -> str:
     return f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("hpo.export", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-
-
 def render_card(
     *,
     metadata: dict[str, Any],
     metrics: TestMetrics,
     gradcam: list[GradCamSample],
 ) -> str:
-    """The whole card as one HTML string."""
-    figures = card_figures(metrics)
+    """The whole card as one HTML string.
+
+    Its headline is the study's objective metric (``metadata["objective"]``),
+    the one the search chose this trial by.
+    """
     by_class: list[tuple[str, list[GradCamSample]]] = [
         (name, [s for s in gradcam if s.true_class == k])
         for k, name in enumerate(metrics.class_names)
     ]
-    return (
-        _env()
-        .get_template("model_card.html.j2")
-        .render(
-            meta=metadata,
-            metrics=metrics,
-            overall_labels=_OVERALL_LABELS,
-            figures=[(fid, label, i) for i, (fid, label, _) in enumerate(figures)],
-            figure_json=[figure_json(fig) for _, _, fig in figures],
-            plotly_js=plotly_js(),
-            gradcam=by_class,
-            class_names=metrics.class_names,
-            ci=interval_text,
-        )
+    objective = str(metadata.get("objective") or DEFAULT_METRIC)
+    if objective not in metrics.overall:
+        objective = DEFAULT_METRIC
+    return render_page(
+        "hpo.export/model_card.html.j2",
+        title=f"Model card: {metadata['study']}, trial {metadata['trial']}",
+        subtitle=f"{metadata['backbone']} · {len(metrics.class_names)} classes · "
+        f"exported {metadata['created']}",
+        nav=[("summary", "Summary"), ("use", "Intended use"), ("metrics", "Test metrics")],
+        nav_after=[("gradcam", "Grad-CAM"), ("data", "Data"), ("model", "Model")],
+        figures=card_figures(metrics),
+        meta=metadata,
+        metrics=metrics,
+        objective=objective,
+        objective_label=label_of(objective),
+        overall_labels=_OVERALL_LABELS,
+        gradcam=by_class,
+        class_names=metrics.class_names,
+        ci=interval_text,
     )
 
 
-_OVERALL_LABELS = {
-    "macro_f1": "macro F1",
-    "weighted_f1": "weighted F1",
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced accuracy",
-    "macro_precision": "macro precision",
-    "macro_recall": "macro recall (sensitivity)",
-    "roc_auc": "ROC AUC (mean one-vs-rest)",
-}
+_OVERALL_LABELS = {key: METRIC_LABELS[key] for key in OVERALL}

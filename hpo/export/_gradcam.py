@@ -3,10 +3,11 @@
 Our classifiers are a chain ``image -> preprocess -> backbone (a nested
 Functional model) -> pooling -> head``. The feature map Grad-CAM needs lives
 *inside* the nested backbone, where the outer model's graph cannot reach it,
-so the backbone is re-wrapped to return that map and its own output, and the
-outer chain is replayed around it with the same layers (same weights). The
+so the backbone is split at that map (image -> map, map -> backbone output) and
+the outer chain is replayed around it with the same layers (same weights). The
 replayed chain is checked against the model's own predictions before any
-heatmap is trusted.
+heatmap is trusted. The gradient is taken by the active Keras backend
+(``gradient``: TensorFlow, JAX or PyTorch), with respect to the feature map.
 
 The class score is the pre-softmax logit (Selvaraju et al. 2017): softmax
 probabilities saturate near 1 on a confident model and their gradients vanish.
@@ -15,6 +16,7 @@ probabilities saturate near 1 on a confident model and their gradients vanish.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +80,36 @@ def _find_feature_layer(backbone: keras.Model) -> keras.layers.Layer:
     return candidates[-1]
 
 
+def gradient(fn: Callable[[Any], tuple[Any, Any]], x: Any) -> tuple[Any, Any]:
+    """(d fn(x)[0] / dx, fn(x)[1]) on the active Keras backend; fn returns (scalar, aux).
+
+    The one backend-specific piece of Grad-CAM: TensorFlow's tape, ``jax.value_and_grad``
+    or torch's autograd, each differentiating a function of the feature map.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        (_, aux), grad = jax.value_and_grad(fn, has_aux=True)(x)
+        return grad, aux
+    if backend == "torch":
+        import torch
+
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value, aux = fn(x)
+            (grad,) = torch.autograd.grad(value, x, allow_unused=True)
+        return grad, aux
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value, aux = fn(x)
+    return tape.gradient(value, x), aux
+
+
 class GradCam:
     """Heatmaps for a classifier built by ``hpo.models.build_model`` (or any chain
     of single-input layers around one nested backbone)."""
@@ -88,40 +120,53 @@ class GradCam:
         self.model = model
         backbone = _find_backbone(model)
         feature = backbone.get_layer(layer) if layer else _find_feature_layer(backbone)
-        self._features = keras.Model(
-            backbone.inputs, [feature.output, backbone.outputs[0]], name="gradcam_backbone"
-        )
+        # The backbone split at the feature map: image -> map, map -> backbone output.
+        self._lower = keras.Model(backbone.inputs, feature.output, name="gradcam_lower")
+        if feature.output is backbone.outputs[0]:
+            self._upper: Callable[..., Any] | None = None
+        else:
+            try:
+                self._upper = keras.Model(feature.output, backbone.outputs[0], name="gradcam_upper")
+            except ValueError as exc:
+                raise HpoError(
+                    f"Grad-CAM: layer '{feature.name}' does not separate backbone "
+                    f"'{backbone.name}' ({str(exc).splitlines()[0][:120]})"
+                ) from None
         self._backbone = backbone
         self._chain = [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
         if backbone not in self._chain:
             raise HpoError("Grad-CAM: the backbone is not a layer of the outer model")
+        at = self._chain.index(backbone)
+        if at == len(self._chain) - 1:
+            raise HpoError("Grad-CAM: the backbone must come before the last layer")
+        self._before, self._after = self._chain[:at], self._chain[at + 1 :]
         shape = feature.output.shape
         self.target = GradCamTarget(
             backbone.name, feature.name, (int(shape[1]), int(shape[2]), int(shape[3]))
         )
 
-    def _forward(self, images: Any) -> tuple[Any, Any, Any]:
-        """(feature map, logits, probabilities), replaying the outer chain."""
+    def _feature_map(self, images: Any) -> Any:
+        x = images
+        for layer in self._before:
+            x = layer(x, training=False)
+        return self._lower(x, training=False)
+
+    def _head(self, fmap: Any) -> tuple[Any, Any]:
+        """(logits, probabilities) from the feature map, replaying the rest of the chain."""
         import keras
 
-        x = images
-        fmap = None
-        last = self._chain[-1]
-        for layer in self._chain[:-1]:
-            if layer is self._backbone:
-                fmap, x = self._features(x, training=False)
-            else:
-                x = layer(x, training=False)
-        if fmap is None:
-            raise HpoError("Grad-CAM: the backbone must come before the last layer")
+        x = fmap if self._upper is None else self._upper(fmap, training=False)
+        last = self._after[-1]
+        for layer in self._after[:-1]:
+            x = layer(x, training=False)
         if isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax:
             logits = keras.ops.matmul(keras.ops.cast(x, last.kernel.dtype), last.kernel)
             if last.use_bias:
                 logits = logits + last.bias
             logits = keras.ops.cast(logits, "float32")
-            return fmap, logits, keras.ops.softmax(logits, axis=-1)
+            return logits, keras.ops.softmax(logits, axis=-1)
         probs = last(x, training=False)
-        return fmap, probs, probs
+        return probs, probs
 
     def heatmaps(
         self, images: np.ndarray, classes: np.ndarray | None = None, *, batch_size: int = 32
@@ -130,33 +175,42 @@ class GradCam:
 
         ``classes`` picks the class explained per image; by default the predicted one.
         """
-        import tensorflow as tf
+        import keras
 
+        ops = keras.ops
         maps: list[np.ndarray] = []
         probs: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
-            batch = tf.convert_to_tensor(images[start : start + batch_size])
-            with tf.GradientTape() as tape:
-                fmap, logits, p = self._forward(batch)
+            fmap = self._feature_map(ops.convert_to_tensor(images[start : start + batch_size]))
+            given = None if classes is None else np.asarray(classes[start : start + batch_size])
+
+            def score(fmap: Any, given: np.ndarray | None = given) -> tuple[Any, Any]:
+                logits, p = self._head(fmap)
                 chosen = (
-                    tf.argmax(p, axis=-1)
-                    if classes is None
-                    else tf.constant(classes[start : start + batch_size], dtype=tf.int64)
+                    ops.argmax(p, axis=-1)
+                    if given is None
+                    else ops.convert_to_tensor(given.astype(np.int32))
                 )
                 # Softmax ignores a shift shared by all logits; centring removes
                 # evidence common to every class, which explains none of them.
-                centred = logits - tf.reduce_mean(logits, axis=-1, keepdims=True)
-                score = tf.gather(centred, chosen, axis=1, batch_dims=1)
-            grads = tape.gradient(score, fmap)
+                centred = logits - ops.mean(logits, axis=-1, keepdims=True)
+                picked = ops.take_along_axis(centred, ops.expand_dims(chosen, -1), axis=1)
+                return ops.sum(picked), p
+
+            grads, p = gradient(score, fmap)
             if grads is None:
                 raise HpoError(f"Grad-CAM: no gradient reaches layer '{self.target.layer}'")
-            weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)
-            cam = tf.nn.relu(tf.reduce_sum(weights * tf.cast(fmap, tf.float32), axis=-1))
-            cam = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear")[..., 0]
-            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-            cam = tf.math.divide_no_nan(cam, peak)
-            maps.append(cam.numpy())
-            probs.append(np.asarray(p, dtype=np.float64))
+            g = ops.convert_to_numpy(grads).astype(np.float32)
+            f = ops.convert_to_numpy(fmap).astype(np.float32)
+            weights = g.mean(axis=(1, 2), keepdims=True)
+            cam = np.maximum((weights * f).sum(axis=-1), 0.0)
+            cam = ops.convert_to_numpy(
+                ops.image.resize(cam[..., None], images.shape[1:3], interpolation="bilinear")
+            )[..., 0]
+            peak = cam.max(axis=(1, 2), keepdims=True)
+            cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+            maps.append(cam)
+            probs.append(np.asarray(ops.convert_to_numpy(p), dtype=np.float64))
         heat = np.concatenate(maps) if maps else np.zeros((0, *images.shape[1:3]))
         proba = np.concatenate(probs) if probs else np.zeros((0, 0))
         return heat, proba

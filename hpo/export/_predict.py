@@ -78,13 +78,13 @@ def collect_images(paths: Iterable[str | Path]) -> list[Path]:
 
 def decode_images(files: Sequence[Path], input_shape: tuple[int, int, int]) -> np.ndarray:
     """(n, h, w, c) uint8, decoded as ``hpo.data`` decodes training images."""
-    from hpo.data import _decode_file
+    from hpo.data import decode_file
 
     h, w, c = input_shape
     out = np.empty((len(files), h, w, c), dtype=np.uint8)
     for i, f in enumerate(files):
         try:
-            out[i] = _decode_file(f, (h, w), c)
+            out[i] = decode_file(f, (h, w), c)
         except Exception as exc:  # PIL raises many types for a bad file
             raise DataError(
                 f"'{f}' is not a readable image ({exc.__class__.__name__}: {str(exc)[:80]})"
@@ -102,8 +102,8 @@ def predict_files(model_dir: str | Path, paths: Iterable[str | Path]) -> Predict
     verified = verify_model_file(info)
     files = collect_images(paths)
     x = decode_images(files, info.input_shape)
-    from hpo.training import configure_tensorflow, predict_proba
+    from hpo.training import configure_backend, predict_proba
 
-    configure_tensorflow()
+    configure_backend()  # KERAS_BACKEND, else TensorFlow: a .keras file loads on any
     model = load_verified(info, verified)
     return Predictions(files, info.class_names, predict_proba(model, x))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hpo import keys
 from hpo.errors import DataError, HpoError
+from hpo.results import best_trial
 
 if TYPE_CHECKING:
     import keras
@@ -26,13 +27,15 @@ TRAIN_ON: tuple[str, ...] = ("train", "train+val")
 
 
 def select_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
-    """The named trial, or the best complete one; it must be complete with full params."""
+    """The named trial, or the best complete one; it must be complete with full params.
+
+    "Best" is ``hpo.results.best_trial``, in the study's direction: the trial
+    ``hpo best`` and the report name.
+    """
     from optuna.trial import TrialState
 
-    from hpo.summary import best_trial_or_none
-
     if number is None:
-        trial = best_trial_or_none(study)
+        trial = best_trial(study)
         if trial is None:
             raise HpoError(f"study '{study.study_name}' has no complete trial to export")
     else:
@@ -93,11 +96,11 @@ def retrain(
     config: StudyConfig, dataset: Dataset, params: dict[str, Any], train_on: TrainOn
 ) -> tuple[keras.Model, TrainResult]:
     """Train the trial's recipe from scratch on ``train`` or ``train+val``."""
-    from hpo.training import configure_tensorflow, train_and_evaluate
+    from hpo.training import configure_backend, train_and_evaluate
 
     if train_on not in TRAIN_ON:
         raise HpoError(f"--train-on: must be one of {', '.join(TRAIN_ON)}, got '{train_on}'")
-    configure_tensorflow()
+    configure_backend(config.training.backend)
     result = train_and_evaluate(
         export_config(config), dataset, params, keep_model=True, train_split=train_on
     )

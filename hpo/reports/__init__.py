@@ -3,7 +3,8 @@
 ``write_study_report`` describes one study; ``write_campaign_report``
 compares samplers across the repeats of a campaign. Data extraction
 (``load_study_data``, ``load_campaign_data``) is kept apart from figure
-building (``study_figures``, ``campaign_figures``) and from the page.
+building (``study_figures``, ``campaign_figures``) and from the page,
+which ``hpo.html`` renders and escapes for reports and model cards alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hpo.html import render_page, safe_filename, write_page
 from hpo.reports._extract import (
     CampaignData,
     StudyData,
@@ -20,10 +22,18 @@ from hpo.reports._extract import (
     load_study_data,
 )
 from hpo.reports._figures import campaign_figures, study_figures
-from hpo.reports._html import default_path, render, safe_filename, write
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
+
+REPORTS_DIR = Path("reports")
+
+
+def default_path(name: str) -> Path:
+    """``reports/<safe name>.html``: a study name can never write outside the folder."""
+    path = REPORTS_DIR / safe_filename(name)
+    assert path.resolve().parent == REPORTS_DIR.resolve()
+    return path
 
 
 def write_study_report(
@@ -33,8 +43,8 @@ def write_study_report(
     data = load_study_data(storage, study_name)
     figures = study_figures(data)
     cfg = data.config
-    html = render(
-        "study.html.j2",
+    html = render_page(
+        "hpo.reports/study.html.j2",
         title=f"Study {data.name}",
         subtitle=f"hpo optimization report · generated {dt.datetime.now():%Y-%m-%d %H:%M}",
         nav=[("summary", "Summary"), ("dataset", "Dataset")],
@@ -42,10 +52,9 @@ def write_study_report(
         d=data,
         model=cfg.get("model") or {},
         training=cfg.get("training") or {},
-        objective=(cfg.get("objective") or {}).get("metric", "macro_f1"),
         splits=("train", "val", "test"),
     )
-    return write(Path(out) if out is not None else default_path(study_name), html)
+    return write_page(Path(out) if out is not None else default_path(study_name), html)
 
 
 def write_campaign_report(
@@ -63,8 +72,8 @@ def write_campaign_report(
         known = list_campaigns(storage)
         hint = f"; known: {', '.join(known[:10])}" if known else ""
         raise HpoError(f"no campaign named '{campaign}'{hint}")
-    html = render(
-        "campaign.html.j2",
+    html = render_page(
+        "hpo.reports/campaign.html.j2",
         title=f"Campaign {campaign}",
         subtitle=f"sampler comparison · {len(data.runs)} studies · generated "
         f"{dt.datetime.now():%Y-%m-%d %H:%M}",
@@ -72,13 +81,15 @@ def write_campaign_report(
         figures=campaign_figures(data),
         d=data,
     )
-    return write(Path(out) if out is not None else default_path(f"campaign-{campaign}"), html)
+    return write_page(Path(out) if out is not None else default_path(f"campaign-{campaign}"), html)
 
 
 __all__ = [
+    "REPORTS_DIR",
     "CampaignData",
     "StudyData",
     "campaign_figures",
+    "default_path",
     "list_campaigns",
     "load_campaign_data",
     "load_study_data",

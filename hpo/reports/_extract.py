@@ -1,7 +1,11 @@
 """Plain data for reports, read from storage alone (no drawing here).
 
 Like Optuna's ``_get_*_info`` functions, these return small immutable
-records that tests check as data; ``_figures`` turns them into plots.
+records that tests check as data; ``_figures`` turns them into plots. The
+facts ``hpo status`` and ``hpo best`` also show (states, best trial, training
+time, objective metric) are read through ``hpo.facts``, so both agree.
+Studies and campaigns share this module (about 400 lines) because a campaign
+is read as a set of studies; split it at "campaigns" if either grows.
 """
 
 from __future__ import annotations
@@ -17,24 +21,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo import keys
+from hpo.facts import (
+    DEFAULT_METRIC,
+    BestTrial,
+    config_of,
+    label_of,
+    objective_metric,
+    study_facts,
+)
+from hpo.results import FINISHED, is_maximize
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
-
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@dataclass(frozen=True)
-class BestTrial:
-    number: int
-    value: float
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    f1_per_class: list[float]
-    confusion: list[list[int]] | None
-    roc_curves: list[dict[str, Any]]
-    epochs: int | None
-    train_seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,11 @@ class StudyData:
     trials: list[FrozenTrial] = field(repr=False)
     failures: list[tuple[int, str]] = field(default_factory=list)
     overhead_seconds_median: float | None = None  # per trial, outside Keras' fit and predict
+    metric: str = DEFAULT_METRIC  # objective.metric of the study file
+
+    @property
+    def metric_label(self) -> str:
+        return label_of(self.metric)
 
     @property
     def completed(self) -> list[FrozenTrial]:
@@ -83,37 +86,14 @@ def _in_memory(trials: list[FrozenTrial], direction: Any, name: str) -> optuna.S
 
 def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
     study = optuna.load_study(study_name=study_name, storage=storage)
-    trials = study.get_trials(deepcopy=False)
-    states: dict[str, int] = {}
-    for t in trials:
-        states[t.state.name] = states.get(t.state.name, 0) + 1
+    facts = study_facts(study)
+    trials, best = facts.trials, facts.best
     ua = study.user_attrs
     dataset = ua.get(keys.STUDY_FINGERPRINT) or {}
     class_names = list(dataset.get("class_names") or [])
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best: BestTrial | None = None
-    if complete:
-        b = (max if maximize else min)(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
-        bua = b.user_attrs
-        best = BestTrial(
-            number=b.number,
-            value=float(b.value),  # type: ignore[arg-type]
-            params=dict(b.params),
-            metrics=dict(bua.get(keys.METRICS) or {}),
-            f1_per_class=list(bua.get(keys.F1_PER_CLASS) or []),
-            confusion=bua.get(keys.CONFUSION),
-            roc_curves=list(bua.get(keys.ROC_CURVES) or []),
-            epochs=bua.get(keys.EPOCHS),
-            train_seconds=bua.get(keys.TRAIN_SECONDS),
-        )
-        if not class_names and best.f1_per_class:
-            class_names = [str(i) for i in range(len(best.f1_per_class))]
-    seconds = [
-        float(t.user_attrs[keys.TRAIN_SECONDS])
-        for t in trials
-        if isinstance(t.user_attrs.get(keys.TRAIN_SECONDS), (int, float))
-    ]
+    if not class_names and best is not None and best.f1_per_class:
+        class_names = [str(i) for i in range(len(best.f1_per_class))]
+    seconds = facts.train_seconds
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
@@ -124,23 +104,24 @@ def load_study_data(storage: str | BaseStorage, study_name: str) -> StudyData:
     ]
     return StudyData(
         name=study.study_name,
-        direction="maximize" if maximize else "minimize",
+        direction="maximize" if facts.maximize else "minimize",
         n_trials=len(trials),
-        states=states,
+        states=facts.states,
         best=best,
         class_names=class_names,
         dataset=dataset,
         versions=dict(ua.get(keys.STUDY_VERSIONS) or {}),
         sampler=dict(ua.get(keys.STUDY_SAMPLER) or {}),
         pruner=dict(ua.get(keys.STUDY_PRUNER) or {}),
-        config=dict(ua.get(keys.STUDY_CONFIG) or {}),
+        config=facts.config,
         test_used=[u for u in ua.get(keys.STUDY_TEST_USED) or [] if isinstance(u, dict)],
         train_seconds_total=float(sum(seconds)),
         train_seconds_median=statistics.median(seconds) if seconds else None,
         wall_seconds=wall,
-        trials=list(trials),
+        trials=trials,
         failures=failures,
         overhead_seconds_median=_median_attr(trials, keys.OVERHEAD_SECONDS),
+        metric=facts.metric,
     )
 
 
@@ -231,6 +212,7 @@ class CampaignData:
     tests: list[PairTest]
     verdict: list[str]
     alpha: float = 0.05
+    metric_label: str = label_of(DEFAULT_METRIC)  # the members' objective.metric
 
 
 def list_campaigns(storage: str | BaseStorage) -> list[str]:
@@ -243,8 +225,8 @@ def list_campaigns(storage: str | BaseStorage) -> list[str]:
 
 
 def _run_of(study: optuna.Study, sampler: str, repeat: int) -> CampaignRun:
-    trials = sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=lambda t: t.number)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.number)
+    maximize = is_maximize(study)
     best = math.nan
     by_trial: list[float] = []
     by_time: list[tuple[float, float]] = []
@@ -320,9 +302,11 @@ def load_campaign_data(
     ]
     runs: list[CampaignRun] = []
     maximize = True
+    metrics: set[str] = set()
     for s in sorted(summaries_, key=lambda s: s.study_name):
         study = optuna.load_study(study_name=s.study_name, storage=storage)
-        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        maximize = is_maximize(study)
+        metrics.add(objective_metric(config_of(study)))
         sampler = str((s.user_attrs.get(keys.STUDY_SAMPLER) or {}).get("name", "unknown"))
         repeat = int(s.user_attrs.get(keys.STUDY_REPEAT, 0))
         runs.append(_run_of(study, sampler, repeat))
@@ -366,14 +350,22 @@ def load_campaign_data(
             tests.append(
                 PairTest(a, b, u, p, statistics.median(va), statistics.median(vb), p < alpha)
             )
-    verdict = _verdict(summaries, tests, alpha, maximize)
+    # One study file makes a campaign, so one metric; say so if members were edited apart.
+    label = (
+        "objective value" if len(metrics) > 1 else label_of(min(metrics, default=DEFAULT_METRIC))
+    )
+    verdict = _verdict(summaries, tests, alpha, maximize, label)
     return CampaignData(
-        campaign, runs, samplers, target, target_fraction, summaries, tests, verdict, alpha
+        campaign, runs, samplers, target, target_fraction, summaries, tests, verdict, alpha, label
     )
 
 
 def _verdict(
-    summaries: dict[str, SamplerSummary], tests: list[PairTest], alpha: float, maximize: bool
+    summaries: dict[str, SamplerSummary],
+    tests: list[PairTest],
+    alpha: float,
+    maximize: bool,
+    label: str = label_of(DEFAULT_METRIC),
 ) -> list[str]:
     lines: list[str] = []
     if not summaries:
@@ -385,7 +377,7 @@ def _verdict(
     )
     if ranked:
         lines.append(
-            "Median final best F1: "
+            f"Median final best {label}: "
             + ", ".join(f"{s.sampler} {s.final_median:.4f}" for s in ranked)
             + "."
         )

@@ -48,6 +48,7 @@ def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
     if not data.completed:
         return out
     study = _in_memory(data.trials, data.direction, data.name)
+    label = data.metric_label  # the study's objective.metric, e.g. "macro F1"
     imp = importances(data)
     ranked = list(imp)
     with warnings.catch_warnings():
@@ -56,22 +57,25 @@ def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
             (
                 "history",
                 "Optimization history",
-                _style(ov.plot_optimization_history(study), "Macro F1 per trial, best so far"),
+                _style(
+                    ov.plot_optimization_history(study, target_name=label),
+                    f"{label[:1].upper()}{label[1:]} per trial, best so far",
+                ),
             )
         )
         if any(t.intermediate_values for t in data.trials):
             out.append(
                 (
                     "curves",
-                    "Per-epoch validation F1",
+                    f"Per-epoch validation {label}",
                     _style(
                         ov.plot_intermediate_values(study),
-                        "Validation macro F1 per epoch (pruned trials stop early)",
+                        f"Validation {label} per epoch (pruned trials stop early)",
                     ),
                 )
             )
         if imp:
-            out.append(("importance", "Parameter importances", _importance_figure(imp)))
+            out.append(("importance", "Parameter importances", _importance_figure(imp, label)))
         params = ranked or sorted(data.completed[0].params)
         if params:
             out.append(
@@ -105,8 +109,8 @@ def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
         out.append(
             (
                 "edf",
-                "Empirical distribution of F1",
-                _style(ov.plot_edf(study), "Empirical distribution of macro F1"),
+                f"Empirical distribution of {label}",
+                _style(ov.plot_edf(study, target_name=label), f"Empirical distribution of {label}"),
             )
         )
     bars = timeline(data)
@@ -132,13 +136,13 @@ def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
     return out
 
 
-def _importance_figure(imp: dict[str, float]) -> go.Figure:
+def _importance_figure(imp: dict[str, float], label: str) -> go.Figure:
     names = list(imp)[::-1]
     fig = go.Figure(
         go.Bar(x=[imp[n] for n in names], y=names, orientation="h", marker_color=_PALETTE[0])
     )
     fig.update_xaxes(title="importance (PED-ANOVA)")
-    return _style(fig, "Parameter importances for macro F1")
+    return _style(fig, f"Parameter importances for {label}")
 
 
 def timeline_figure(bars: Sequence[TimelineBar]) -> go.Figure:
@@ -154,7 +158,7 @@ def timeline_figure(bars: Sequence[TimelineBar]) -> go.Figure:
                 name=state.lower(),
                 marker_color=_STATE_COLORS.get(state, "#95a5a6"),
                 customdata=[[b.number, "-" if b.value is None else f"{b.value:.4f}"] for b in mine],
-                hovertemplate="trial %{customdata[0]}<br>F1 %{customdata[1]}<extra></extra>",
+                hovertemplate="trial %{customdata[0]}<br>value %{customdata[1]}<extra></extra>",
             )
         )
     fig.update_layout(barmode="overlay")
@@ -268,7 +272,9 @@ def _band(
 def campaign_figures(data: CampaignData) -> list[tuple[str, str, go.Figure]]:
     out: list[tuple[str, str, go.Figure]] = []
     finals = [r.final_best for r in data.runs if r.final_best is not None]
-    # F1 lives in [0, 1]; a t-interval from few repeats should not be drawn past it.
+    label = data.metric_label
+    # Every objective metric lives in [0, 1]; a t-interval from few repeats
+    # should not be drawn past it.
     lo_clip, hi_clip = (
         (0.0, 1.0) if finals and min(finals) >= 0 and max(finals) <= 1 else (-math.inf, math.inf)
     )
@@ -317,21 +323,21 @@ def campaign_figures(data: CampaignData) -> list[tuple[str, str, go.Figure]]:
                 annotation_text=f"target {data.target_fraction:.0%} of best",
             )
     by_trial.update_xaxes(title="finished trials")
-    by_trial.update_yaxes(title="best macro F1 so far")
+    by_trial.update_yaxes(title=f"best {label} so far")
     out.append(
         (
             "by-trial",
             "Best so far against trials",
-            _style(by_trial, "Best F1 so far against trials (mean, 95% interval)"),
+            _style(by_trial, f"Best {label} so far against trials (mean, 95% interval)"),
         )
     )
     by_time.update_xaxes(title="wall-clock seconds since the study's first trial")
-    by_time.update_yaxes(title="best macro F1 so far")
+    by_time.update_yaxes(title=f"best {label} so far")
     out.append(
         (
             "by-time",
             "Best so far against wall-clock time",
-            _style(by_time, "Best F1 so far against time (mean, 95% interval)"),
+            _style(by_time, f"Best {label} so far against time (mean, 95% interval)"),
         )
     )
     box = go.Figure()
@@ -345,8 +351,8 @@ def campaign_figures(data: CampaignData) -> list[tuple[str, str, go.Figure]]:
                 marker_color=_PALETTE[i % len(_PALETTE)],
             )
         )
-    box.update_yaxes(title="final best macro F1")
-    out.append(("final", "Final best F1", _style(box, "Final best F1 per sampler")))
+    box.update_yaxes(title=f"final best {label}")
+    out.append(("final", f"Final best {label}", _style(box, f"Final best {label} per sampler")))
     suggest = [(n, data.summaries[n].suggest_median) for n in data.samplers]
     if any(v is not None for _, v in suggest):
         bar = go.Figure(

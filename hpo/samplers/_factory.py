@@ -22,6 +22,11 @@ def _tpe(seed: int | None, **options: Any) -> optuna.samplers.BaseSampler:
 
 
 def _gp(seed: int | None, **options: Any) -> optuna.samplers.BaseSampler:
+    import importlib.util
+
+    # GPSampler needs torch, which is the optional ``gp`` extra (a CPU build is enough).
+    if importlib.util.find_spec("torch") is None:
+        raise ConfigError("sampler 'gp' needs torch: pip install 'hpo[gp]'")
     return optuna.samplers.GPSampler(seed=seed, **options)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.samplers import BaseSampler
 
 from hpo import keys
+from hpo.storage import optuna_private as private
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -32,9 +33,8 @@ class TimedSampler(BaseSampler):
         return getattr(self.__dict__["inner"], name)
 
     def _add(self, trial: FrozenTrial, start: float) -> None:
-        self._seconds[trial._trial_id] = self._seconds.get(trial._trial_id, 0.0) + (
-            time.perf_counter() - start
-        )
+        key = private.trial_id(trial)
+        self._seconds[key] = self._seconds.get(key, 0.0) + (time.perf_counter() - start)
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
@@ -82,10 +82,8 @@ class TimedSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        seconds = self._seconds.pop(trial._trial_id, None)
+        seconds = self._seconds.pop(private.trial_id(trial), None)
         if seconds is not None:
             # The trial is still RUNNING here, so its attributes can be written.
-            study._storage.set_trial_user_attr(
-                trial._trial_id, keys.SUGGEST_SECONDS, round(seconds, 6)
-            )
+            private.set_user_attr(study, trial, keys.SUGGEST_SECONDS, round(seconds, 6))
         self.inner.after_trial(study, trial, state, values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -26,16 +26,18 @@ def build_study(
     quality: float = 0.0,
     classes: list[str] = CLASSES,
     param_names: tuple[str, str] = ("learning_rate", "dropout"),
+    metric: str = "macro_f1",
+    direction: Literal["maximize", "minimize"] = "maximize",
 ) -> optuna.Study:
     rng = np.random.default_rng(seed)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study = optuna.create_study(study_name=name, storage=storage, direction=direction)
     study.set_user_attr(
         keys.STUDY_CONFIG,
         {
             "study": {"name": name},
             "model": {"backbone": "mobilenet_v2", "weights": "imagenet"},
             "training": {"head_epochs": 3, "finetune_epochs": 2},
-            "objective": {"metric": "macro_f1"},
+            "objective": {"metric": metric},
         },
     )
     study.set_user_attr(keys.STUDY_SAMPLER, {"name": sampler, "seed": seed, "options": {}})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ def test_campaign_data(sqlite_url: str) -> None:
     assert rnd.reached == sum(v >= clear.target for v in rnd.final_values)
     assert (test := clear.tests[0]).significant and test.p_value < 0.01
     assert any("beat" in line for line in clear.verdict)
+    assert clear.metric_label == "macro F1"
+    assert clear.verdict[0].startswith("Median final best macro F1: tpe ")
     same = load_campaign_data(sqlite_url, "same")
     assert not same.tests[0].significant
     assert any("no significant difference" in line for line in same.verdict)
@@ -55,6 +58,21 @@ def test_few_repeats_say_so(sqlite_url: str) -> None:
     data = load_campaign_data(sqlite_url, "few")
     assert not data.tests[0].significant  # 3 vs 3 cannot reach p < 0.05
     assert any("cannot reach" in line for line in data.verdict)
+
+
+def test_campaign_names_its_metric(sqlite_url: str, tmp_path: Path) -> None:
+    for r in range(2):
+        build_study(
+            sqlite_url, f"acc.r{r}", seed=r, campaign="acc", repeat=r, n_trials=6, metric="accuracy"
+        )
+    data = load_campaign_data(sqlite_url, "acc")
+    assert data.metric_label == "accuracy"
+    finals = [r.final_best for r in data.runs if r.final_best is not None]
+    assert data.verdict[0] == f"Median final best accuracy: tpe {statistics.median(finals):.4f}."
+    html = write_campaign_report(sqlite_url, "acc", tmp_path / "acc.html").read_text()
+    assert "<th>median final best accuracy</th>" in html and "macro F1" not in html
+    build_study(sqlite_url, "acc.r9", campaign="acc", repeat=9, n_trials=3, metric="macro_f1")
+    assert load_campaign_data(sqlite_url, "acc").metric_label == "objective value"
 
 
 def test_write_and_unknown_campaign(sqlite_url: str, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -38,6 +40,42 @@ def test_extracted_data(sqlite_url: str) -> None:
         "perclass",
         "roc",
     ]
+
+
+def _figure_specs(html: str) -> dict[str, dict[str, Any]]:
+    """Each figure's parsed JSON, by the id of the section that shows it."""
+    sections = re.findall(
+        r'<section id="([^"]+)"><h2>[^<]*</h2><div class="figure" id="fig-(\d+)"', html
+    )
+    blocks = dict(
+        re.findall(r'<script type="application/json" id="data-(\d+)">(.*?)</script>', html, re.S)
+    )
+    return {sid: json.loads(blocks[index]) for sid, index in sections}
+
+
+@pytest.mark.parametrize(("metric", "label"), [("macro_f1", "macro F1"), ("accuracy", "accuracy")])
+def test_report_shows_best_value_and_counts(
+    sqlite_url: str, tmp_path: Path, metric: str, label: str
+) -> None:
+    study = build_study(sqlite_url, "known", n_trials=14, metric=metric)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value or 0.0)
+    html = write_study_report(sqlite_url, "known", tmp_path / "k.html").read_text()
+    assert f"<b>{best.value:.4f}</b><span>best {label} (trial {best.number})</span>" in html
+    assert "<b>14</b><span>trials</span>" in html
+    assert re.search(r"<td>complete</td><td class=\"num\">10</td>", html)
+    assert f"<td>objective</td><td>{label} (maximize) on the validation split</td>" in html
+    figures = _figure_specs(html)
+    history = figures["history"]
+    assert history["layout"]["title"]["text"].lower() == f"{label} per trial, best so far".lower()
+    values = history["data"][0]
+    assert values["x"] == [t.number for t in complete]
+    assert values["y"] == pytest.approx([t.value for t in complete])
+    assert max(history["data"][1]["y"]) == pytest.approx(best.value)  # the best-so-far line
+    assert figures["perclass"]["data"][0]["y"] == pytest.approx([best.value] * 3)
+    assert figures["importance"]["layout"]["title"]["text"] == f"Parameter importances for {label}"
+    if label != "macro F1":
+        assert "macro F1" not in html
 
 
 def test_missing_attrs_and_empty_studies(sqlite_url: str) -> None:

@@ -1,0 +1,98 @@
+"""Every use of Optuna's private API in hpo, each behind one named function.
+
+Optuna keeps a study's storage and a trial's database id private, and its
+heartbeat helpers live in a private module; hpo needs them because its
+workers create trials under a budget lock and beat themselves instead of
+running ``study.optimize``. Nothing else in the package may touch a private
+Optuna name: an Optuna upgrade that moves one then breaks this module and its
+test (``tests/storage/test_optuna_private.py``), nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+# The private names relied on, for the test that checks they still exist.
+PRIVATE_NAMES = (
+    "optuna.Study._storage",
+    "optuna.Study._study_id",
+    "optuna.Trial._trial_id",
+    "optuna.trial.FrozenTrial._trial_id",
+    "optuna.storages._heartbeat.is_heartbeat_enabled",
+    "optuna.storages._heartbeat.BaseHeartbeat.record_heartbeat",
+    "optuna.storages._heartbeat.BaseHeartbeat.get_heartbeat_interval",
+    "optuna.storages.RDBStorage._get_stale_trial_ids",
+)
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The study's storage: trials are written by id when no ``Trial`` object is at hand."""
+    return study._storage
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The trial's database id (``number`` counts within a study; storage calls need the id)."""
+    return int(trial._trial_id)
+
+
+def reload_trial(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> FrozenTrial:
+    """The trial as stored now, e.g. after another worker finished it."""
+    return storage_of(study).get_trial(trial_id(trial))
+
+
+def set_user_attr(
+    study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any
+) -> None:
+    """Write a user attr on a RUNNING trial known only frozen (another worker's, a sampler's)."""
+    storage_of(study).set_trial_user_attr(trial_id(trial), key, value)
+
+
+def set_system_attr(
+    study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any
+) -> None:
+    """Write a system attr (``Trial.set_system_attr`` was removed from Optuna's public API)."""
+    storage_of(study).set_trial_system_attr(trial_id(trial), key, value)
+
+
+def mark_failed(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Fail another process's RUNNING trial; False if someone else changed it first.
+
+    ``study.tell`` accepts only trials this process asked for or their numbers,
+    and would run the sampler's ``after_trial`` for a trial it never sampled.
+    """
+    from optuna.trial import TrialState
+
+    return bool(storage_of(study).set_trial_state_values(trial_id(trial), state=TrialState.FAIL))
+
+
+def heartbeat_enabled(storage: optuna.storages.BaseStorage) -> bool:
+    """Whether the storage keeps Optuna's heartbeat table (an RDB opened for workers)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return bool(is_heartbeat_enabled(storage))
+
+
+def heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    """The interval the storage was opened with (None without heartbeats)."""
+    get = getattr(storage, "get_heartbeat_interval", None)
+    return get() if heartbeat_enabled(storage) and callable(get) else None
+
+
+def record_heartbeat(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> None:
+    """Beat for a trial: ``study.optimize`` beats only for trials it created itself."""
+    storage_of(study).record_heartbeat(trial_id(trial))  # type: ignore[attr-defined]
+
+
+def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials whose heartbeat is older than the grace period.
+
+    Optuna's ``fail_stale_trials`` fails them without a reason; hpo stores
+    one first, so it needs the list itself.
+    """
+    storage = storage_of(study)
+    ids = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]
+    return [storage.get_trial(i) for i in ids]

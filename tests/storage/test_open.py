@@ -1,0 +1,35 @@
+"""Opening the storage: Optuna-compatible, heartbeats configured when opened."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo.errors import StorageError
+from hpo.storage import heartbeat_settings, open_storage
+
+
+def test_unreachable_database_hides_password() -> None:
+    with pytest.raises(StorageError) as info:
+        open_storage("postgresql://hpo:topsecret@127.0.0.1:1/hpo")
+    assert "cannot reach" in str(info.value)
+    assert "topsecret" not in str(info.value)
+
+
+def test_storage_is_optuna_compatible(storage_url: str) -> None:
+    storage = open_storage(storage_url, heartbeat=True)
+    study = optuna.create_study(study_name="compat", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    again = optuna.load_study(study_name="compat", storage=storage_url)
+    assert len(again.trials) == 2
+
+
+def test_heartbeat_settings_are_read_when_opening(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPO_HEARTBEAT_INTERVAL", "7")
+    monkeypatch.setenv("HPO_GRACE_PERIOD", "21")
+    assert (heartbeat_settings().interval, heartbeat_settings().grace_period) == (7, 21)
+    storage = open_storage(sqlite_url, heartbeat=True)
+    assert storage.get_heartbeat_interval() == 7  # type: ignore[attr-defined]
+    assert open_storage(sqlite_url).get_heartbeat_interval() is None  # type: ignore[attr-defined]

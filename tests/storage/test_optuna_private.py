@@ -1,0 +1,101 @@
+"""Every private Optuna name hpo relies on, exercised against a real SQLite storage.
+
+``hpo.storage._optuna`` is the only module that touches Optuna's private API.
+If an Optuna upgrade renames or moves one of these, this file fails, and it
+names the attribute; no other test should be the first to notice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo.storage import open_storage
+from hpo.storage import optuna_private as private
+
+# hpo beats outside study.optimize on purpose; Optuna warns about it on every ask.
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+
+
+@pytest.fixture
+def beating(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> optuna.Study:
+    """A study on a storage opened for workers (heartbeat table in use), 1 s beats."""
+    monkeypatch.setenv("HPO_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("HPO_GRACE_PERIOD", "1")
+    storage = open_storage(sqlite_url, heartbeat=True)
+    return optuna.create_study(study_name="private", storage=storage, direction="maximize")
+
+
+def _owner(path: str, study: optuna.Study) -> Any:
+    """The object that should carry a private name: a live instance, a class or a module."""
+    trial = study.ask()
+    live = {
+        "optuna.Study": study,
+        "optuna.Trial": trial,
+        "optuna.trial.FrozenTrial": study.trials[-1],
+    }
+    if path in live:
+        return live[path]
+    module, _, cls = path.rpartition(".")
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError:
+        return getattr(importlib.import_module(module), cls)
+
+
+@pytest.mark.parametrize("name", private.PRIVATE_NAMES)
+def test_each_private_name_still_exists(name: str, beating: optuna.Study) -> None:
+    owner, _, attribute = name.rpartition(".")
+    assert hasattr(_owner(owner, beating), attribute), f"Optuna no longer has {name}"
+
+
+def test_storage_of_and_trial_id(beating: optuna.Study) -> None:
+    """``Study._storage``, ``Trial._trial_id``, ``FrozenTrial._trial_id``."""
+    trial = beating.ask()
+    assert isinstance(private.storage_of(beating), optuna.storages.BaseStorage)
+    frozen = beating.trials[-1]
+    assert private.trial_id(trial) == private.trial_id(frozen)
+    assert isinstance(private.trial_id(trial), int)
+
+
+def test_reload_and_write_attrs_by_id(beating: optuna.Study) -> None:
+    """``Study._storage.get_trial/set_trial_*_attr`` by ``_trial_id``."""
+    trial = beating.ask()
+    frozen = beating.trials[-1]
+    private.set_user_attr(beating, frozen, "reason", "because")
+    private.set_system_attr(beating, trial, "hpo:beat", "host:1:1")
+    again = private.reload_trial(beating, trial)
+    assert again.number == trial.number
+    assert again.user_attrs["reason"] == "because"
+    assert again.system_attrs["hpo:beat"] == "host:1:1"
+
+
+def test_mark_failed(beating: optuna.Study) -> None:
+    beating.ask()
+    frozen = beating.trials[-1]
+    assert private.mark_failed(beating, frozen) is True
+    assert private.reload_trial(beating, frozen).state == TrialState.FAIL
+
+
+def test_heartbeat_helpers(beating: optuna.Study, sqlite_url: str) -> None:
+    """``optuna.storages._heartbeat.is_heartbeat_enabled`` and ``BaseHeartbeat``'s methods."""
+    storage = private.storage_of(beating)
+    assert private.heartbeat_enabled(storage)
+    assert private.heartbeat_interval(storage) == 1
+    plain = open_storage(sqlite_url)
+    assert not private.heartbeat_enabled(plain)
+    assert private.heartbeat_interval(plain) is None
+
+
+def test_stale_trials_after_the_grace_period(beating: optuna.Study) -> None:
+    """``RDBStorage._get_stale_trial_ids`` and ``Study._study_id``."""
+    trial = beating.ask()
+    private.record_heartbeat(beating, trial)
+    assert private.stale_trials(beating) == []
+    time.sleep(2.5)  # the grace period is measured by the database's clock: let it pass
+    assert [t.number for t in private.stale_trials(beating)] == [trial.number]
