@@ -1,16 +1,22 @@
 """Sampler benchmark: time per suggestion and optimization quality.
 
-    python benchmarks/samplers.py            # full run (about 25 min on 2 cores)
+    python benchmarks/samplers.py            # full run (about 40 min on 2 busy cores)
     python benchmarks/samplers.py --quick    # smoke run
+    python benchmarks/samplers.py --space wide --samplers gpyopt --no-quality
 
-Prints, for each sampler, the median time per suggestion at 25, 100 and 250
-completed trials in the 7-parameter design-card space, and the best value
-reached (median over seeds, with min-max) at fixed budgets on Branin
-(minimum 0.397887), Hartmann-6 (minimum -3.32237) and a 7-parameter
-mixed-type surface shaped like the design card's space (maximum 1.0).
-``gpyopt-stock`` is GPyOpt's own BayesianOptimization with its defaults
-(five GP restarts, L-BFGS acquisition search) behind the same interface, for
-comparison with our ``gpyopt``.
+Prints, for each sampler, the median time per suggestion (wall clock, and
+the process's CPU seconds, which a busy machine inflates less) at 25, 100
+and 250 completed trials in two 7-parameter spaces of the design card's
+kinds: ``stepped`` (dense units step 32, unfrozen layers step 10) and
+``wide`` (dense units 32..1024 on a log scale, unfrozen layers 0..100 in
+steps of one), both with log-scaled rates and a categorical batch size.
+Then the best value reached (median over seeds, with min-max) at fixed
+budgets on Branin (minimum 0.397887), Hartmann-6 (minimum -3.32237) and a
+mixed-type surface over each space (maximum 1.0). ``gpyopt-stock`` is
+GPyOpt's own BayesianOptimization with its defaults (five GP restarts,
+L-BFGS acquisition search) behind the same interface, for comparison with
+our ``gpyopt``. The load average is printed with the results: on a shared
+machine wall-clock times are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import warnings
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -41,12 +47,12 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from hpo.samplers import make_sampler
-from hpo.samplers._gpyopt import _Codec, _import_gpyopt
+from hpo.samplers._gpyopt import _import_gpyopt
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore")
 
-DESIGN_SPACE: dict[str, BaseDistribution] = {
+STEPPED: dict[str, BaseDistribution] = {
     "learning_rate": FloatDistribution(1e-5, 1e-2, log=True),
     "dropout": FloatDistribution(0.0, 0.6),
     "dense_units": IntDistribution(32, 512, step=32),
@@ -55,6 +61,74 @@ DESIGN_SPACE: dict[str, BaseDistribution] = {
     "batch_size": CategoricalDistribution([16, 32, 64, 128]),
     "unfrozen_layers": IntDistribution(0, 100, step=10),
 }
+WIDE: dict[str, BaseDistribution] = {
+    **STEPPED,
+    "dense_units": IntDistribution(32, 1024, log=True),
+    "unfrozen_layers": IntDistribution(0, 100),
+}
+SPACES = {"stepped": STEPPED, "wide": WIDE}
+
+
+class StockDomain:
+    """GPyOpt's own encoding: log floats in log space, small grids as GPyOpt
+    discrete variables, categoricals as its categorical ones."""
+
+    MAX_GRID = 64  # larger grids are handed to GPyOpt as continuous ranges
+
+    def __init__(self, space: dict[str, BaseDistribution]) -> None:
+        self.names = sorted(space)
+        self.space = space
+        self.domain: list[dict[str, Any]] = []
+        for name in self.names:
+            dist = space[name]
+            if isinstance(dist, CategoricalDistribution):
+                choices = tuple(range(len(dist.choices)))
+                self.domain.append({"name": name, "type": "categorical", "domain": choices})
+                continue
+            assert isinstance(dist, (FloatDistribution, IntDistribution))
+            grid = self._grid(dist)
+            if grid is not None:
+                self.domain.append({"name": name, "type": "discrete", "domain": tuple(grid)})
+            else:
+                lo, hi = (
+                    (math.log(dist.low), math.log(dist.high)) if dist.log else (dist.low, dist.high)
+                )
+                self.domain.append({"name": name, "type": "continuous", "domain": (lo, hi)})
+
+    def _grid(self, dist: FloatDistribution | IntDistribution) -> list[float] | None:
+        if dist.log:
+            if isinstance(dist, IntDistribution) and dist.high - dist.low + 1 <= self.MAX_GRID:
+                return [math.log(v) for v in range(dist.low, dist.high + 1)]
+            return None
+        if dist.step is None:
+            return None
+        n = math.floor((dist.high - dist.low) / dist.step + 1e-9) + 1
+        return [float(dist.low + i * dist.step) for i in range(n)] if n <= self.MAX_GRID else None
+
+    def encode(self, params: dict[str, Any]) -> list[float]:
+        row = []
+        for name in self.names:
+            dist, value = self.space[name], params[name]
+            if isinstance(dist, CategoricalDistribution):
+                row.append(float(dist.to_internal_repr(value)))
+            else:
+                row.append(math.log(value) if getattr(dist, "log", False) else float(value))
+        return row
+
+    def decode(self, x: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, v in zip(self.names, x, strict=True):
+            dist = self.space[name]
+            if isinstance(dist, CategoricalDistribution):
+                out[name] = dist.choices[int(np.clip(round(v), 0, len(dist.choices) - 1))]
+                continue
+            assert isinstance(dist, (FloatDistribution, IntDistribution))
+            value = min(max(math.exp(v) if dist.log else float(v), dist.low), dist.high)
+            if dist.step is not None:
+                k = round((value - dist.low) / dist.step)
+                value = min(dist.low + k * dist.step, dist.high)
+            out[name] = int(value) if isinstance(dist, IntDistribution) else float(value)
+        return out
 
 
 class StockGPyOpt(optuna.samplers.BaseSampler):
@@ -74,7 +148,7 @@ class StockGPyOpt(optuna.samplers.BaseSampler):
         if not search_space or len(done) < self._n_initial:
             return {}
         gpyopt = _import_gpyopt()
-        codec = _Codec(search_space)
+        codec = StockDomain(search_space)
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         x = np.array([codec.encode(t.params) for t in done])
         y = np.array([[sign * t.value] for t in done])
@@ -145,18 +219,23 @@ def surface(params: dict[str, Any]) -> float:
     layers = (params["unfrozen_layers"] - 40) / 100
     batch = {16: 0.05, 32: 0.0, 64: 0.04, 128: 0.12}[params["batch_size"]]
     loss = 2.0 * lr**2 + drop**2 + units**2 + 0.3 * l1**2 + 0.6 * l2**2 + 1.5 * layers**2
-    return 1.0 - loss - batch - 0.3 * lr * layers
+    return float(1.0 - loss - batch - 0.3 * lr * layers)
 
 
-def mixed(trial: optuna.Trial) -> float:
-    params = {name: trial._suggest(name, dist) for name, dist in DESIGN_SPACE.items()}
-    return surface(params)
+def mixed(space: dict[str, BaseDistribution]) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        return surface({name: trial._suggest(name, dist) for name, dist in space.items()})
+
+    return objective
 
 
-PROBLEMS: dict[str, tuple[Callable[[optuna.Trial], float], str, float]] = {
+PROBLEMS: dict[
+    str, tuple[Callable[[optuna.Trial], float], Literal["minimize", "maximize"], float]
+] = {
     "branin": (branin, "minimize", 0.397887),
     "hartmann6": (hartmann6, "minimize", -3.32237),
-    "design-card-7d": (mixed, "maximize", 1.0),
+    "design-card-7d": (mixed(STEPPED), "maximize", 1.0),
+    "design-card-wide-7d": (mixed(WIDE), "maximize", 1.0),
 }
 
 
@@ -167,25 +246,40 @@ def quality(sampler: str, problem: str, budget: int, seed: int) -> float:
     return float(study.best_value)
 
 
-def suggest_time(sampler: str, n_completed: int, repeats: int) -> float:
+def suggest_time(
+    sampler: str, space: dict[str, BaseDistribution], n_completed: int, repeats: int
+) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``study.ask`` after ``n_completed`` random trials.
+
+    The sampler is made (and GPyOpt imported) before the clock starts, as in
+    a study, where the import happens when the sampler is made.
+    """
     rng = np.random.default_rng(n_completed)
     study = optuna.create_study(direction="maximize", sampler=build(sampler, 0))
     fill = optuna.samplers.RandomSampler(seed=n_completed)
     helper = optuna.create_study(sampler=fill)
     for _ in range(n_completed):
-        t = helper.ask(DESIGN_SPACE)
+        t = helper.ask(space)
         value = surface(t.params) + float(rng.normal(0, 0.01))
         helper.tell(t, value)
         study.add_trial(
-            optuna.trial.create_trial(params=t.params, distributions=DESIGN_SPACE, value=value)
+            optuna.trial.create_trial(params=t.params, distributions=space, value=value)
         )
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        trial = study.ask(DESIGN_SPACE)
-        times.append(time.perf_counter() - start)
+        start, cpu = time.perf_counter(), time.process_time()
+        trial = study.ask(space)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
         study.tell(trial, surface(trial.params))
-    return statistics.median(times)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
+    lines.insert(1, "-|-".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def conditions() -> str:
@@ -201,46 +295,76 @@ def conditions() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}"
 
 
+def load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few seeds and small budgets")
     parser.add_argument("--samplers", default="tpe,gp,gpyopt,gpyopt-stock,random")
+    parser.add_argument("--space", default="stepped,wide", help="spaces to time: stepped,wide")
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5, help="suggestions timed per size")
+    parser.add_argument("--no-quality", action="store_true", help="time suggestions only")
+    parser.add_argument("--out", type=Path, default=None, help="results file")
     args = parser.parse_args()
     samplers = args.samplers.split(",")
+    spaces = args.space.split(",")
+    for name in spaces:
+        if name not in SPACES:
+            parser.error(f"--space: unknown space {name!r}; allowed: {', '.join(SPACES)}")
     seeds = args.seeds or (2 if args.quick else 5)
-    budgets = {"branin": 30, "hartmann6": 60, "design-card-7d": 60}
-    sizes = (25, 100, 250)
-    repeats = 5
+    budgets = {"branin": 30, "hartmann6": 60, "design-card-7d": 60, "design-card-wide-7d": 60}
+    sizes: tuple[int, ...] = (25, 100, 250)
+    repeats = args.repeats
     if args.quick:
-        budgets = {"branin": 15, "hartmann6": 20, "design-card-7d": 20}
-        sizes, repeats = (25,), 3
+        budgets = {p: b // 3 for p, b in budgets.items()}
+        sizes, repeats = (25, 100), 3
 
-    print(f"# conditions: {conditions()}")
-    print(f"# quality: median over {seeds} seeds (min..max) of the best value at the budget")
-    print("# time: median seconds per suggestion, design-card space, history of random trials")
-    print()
-    head = ["sampler"] + [f"s/sugg @{n}" for n in sizes]
-    head += [f"{p} @{b} (opt {PROBLEMS[p][2]:g})" for p, b in budgets.items()]
-    rows = []
+    loads = [load()]
+    print(f"# conditions: {conditions()}; load average {loads[0]}")
+    timing_rows = []
     for name in samplers:
-        row = [name]
-        for n in sizes:
-            row.append(f"{suggest_time(name, n, repeats):.3f}")
-            print(f"  {name}: suggestion time at {n} done", file=sys.stderr)
-        for problem, budget in budgets.items():
-            values = [quality(name, problem, budget, seed) for seed in range(seeds)]
-            row.append(f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})")
-            print(f"  {name}: {problem} done", file=sys.stderr)
-        rows.append(row)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
-    lines.insert(1, "-|-".join("-" * w for w in widths))
-    table = "\n".join(lines)
-    print(table)
+        for space in spaces:
+            row = [name, space]
+            for n in sizes:
+                wall, cpu = suggest_time(name, SPACES[space], n, repeats)
+                row.append(f"{wall:.3f} ({cpu:.3f})")
+                print(f"  {name}: {space} space, {n} done: {wall:.3f} s", file=sys.stderr)
+            timing_rows.append(row)
+    loads.append(load())
+    timing = table(["sampler", "space"] + [f"s/sugg @{n} wall (cpu)" for n in sizes], timing_rows)
+    print(timing)
+    parts = [
+        f"# {conditions()}",
+        f"# time: median of {repeats} suggestions after n random completed trials, wall "
+        "seconds (process CPU seconds); load average (1, 5, 15 min) before "
+        f"{loads[0]}, after {loads[1]}",
+        timing,
+    ]
+    if not args.no_quality:
+        head = ["sampler"] + [f"{p} @{b} (opt {PROBLEMS[p][2]:g})" for p, b in budgets.items()]
+        rows = []
+        for name in samplers:
+            row = [name]
+            for problem, budget in budgets.items():
+                values = [quality(name, problem, budget, seed) for seed in range(seeds)]
+                row.append(
+                    f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
+                )
+                print(f"  {name}: {problem} done", file=sys.stderr)
+            rows.append(row)
+        quality_table = table(head, rows)
+        print(quality_table)
+        parts += [
+            "",
+            f"# quality: median over {seeds} seeds (min..max) of the best value at the budget",
+            quality_table,
+        ]
     name = "samplers-quick.txt" if args.quick else "samplers.txt"
-    out = Path(__file__).parent / "results" / name
-    out.write_text(f"# {conditions()}\n{table}\n")
+    out = args.out or Path(__file__).parent / "results" / name
+    out.write_text("\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":

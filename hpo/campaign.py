@@ -9,9 +9,9 @@ each study up to the requested number of finished trials.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpo import keys
 from hpo.config import SAMPLERS
@@ -22,6 +22,26 @@ if TYPE_CHECKING:
     import optuna
 
     from hpo.config import StudyConfig
+
+
+_STARTUP_OPTION = {"tpe": "n_startup_trials", "gp": "n_startup_trials", "gpyopt": "n_initial"}
+STARTUP_DEFAULT = 10
+"""Random trials TPE, GP and GPyOpt draw before their model takes over (Optuna's default)."""
+
+
+def startup_trials(sampler: Mapping[str, Any]) -> int:
+    """How many random trials a sampler (as stored: name, seed, options) starts with.
+
+    From the same seed, every sampler of a campaign repeat draws the same
+    start-up trials, so a campaign that stops inside them compares nothing.
+    Random search has no model to start: 0.
+    """
+    option = _STARTUP_OPTION.get(str(sampler.get("name")))
+    if option is None:
+        return 0
+    options = sampler.get("options") or {}
+    value = options.get(option, STARTUP_DEFAULT) if isinstance(options, Mapping) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else STARTUP_DEFAULT
 
 
 @dataclass(frozen=True)

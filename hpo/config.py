@@ -13,19 +13,21 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -73,6 +75,9 @@ class DatasetSection(_Model):
     split_seed: StrictInt = Field(42, ge=0, lt=2**32 - 1)  # NumPy/sklearn range; +1 is used
     on_corrupt: Literal["error", "skip"] = "error"
     max_per_class: StrictInt | None = Field(None, ge=2)
+    # Exact and near duplicates (hpo.audit): ignore them, keep each group inside
+    # one split (like a subject's images), or refuse a split that they cross.
+    duplicates: Literal["ignore", "group", "error"] = "ignore"
 
     @field_validator("image_size")
     @classmethod
@@ -168,6 +173,15 @@ class TrainingSection(_Model):
             )
         return self
 
+    @model_serializer(mode="wrap")
+    def _omit_unset_backend(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset, the backend comes from KERAS_BACKEND; leaving it out keeps the
+        # stored config of studies made before training.backend existed equal.
+        data: dict[str, Any] = handler(self)
+        if data.get("backend") is None:
+            data.pop("backend", None)
+        return data
+
 
 class ParamSpec(_Model):
     type: Literal["float", "int", "categorical"]
@@ -241,8 +255,61 @@ class PrunerSection(_Model):
         return v
 
 
+class ConstraintsSection(_Model):
+    """What a clinic requires of any model it would accept; an infeasible trial is never best."""
+
+    # Class name -> the lowest validation recall allowed (names checked once data loads).
+    min_recall: dict[StrictStr, float] = Field(default_factory=dict)
+    max_params: StrictInt | None = Field(None, ge=1)  # trainable + non-trainable
+
+    @field_validator("min_recall", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        # Class names from an npz file are "0", "1", ...; YAML reads a bare 0 as an int.
+        return {str(k): f for k, f in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("min_recall")
+    @classmethod
+    def _floors(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, floor in v.items():
+            if not 0.0 < floor <= 1.0:
+                raise ValueError(f"min_recall.{name}: {floor} is not in (0, 1]")
+        return v
+
+
 class ObjectiveSection(_Model):
     metric: Literal["macro_f1", "weighted_f1", "accuracy", "balanced_accuracy"] = "macro_f1"
+    constraints: ConstraintsSection = Field(default_factory=ConstraintsSection)
+    # A problem with a known optimum (hpo.benchmarks) searched instead of training
+    # an image model; ``seconds`` is how long each of its trials lasts.
+    benchmark: StrictStr | None = None
+    seconds: float = Field(0.0, ge=0, le=86400)
+
+    @field_validator("benchmark")
+    @classmethod
+    def _benchmark(cls, v: str | None) -> str | None:
+        if v is not None:
+            from hpo import benchmarks
+
+            try:
+                benchmarks.check_name(v)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _benchmark_only(self) -> ObjectiveSection:
+        if self.benchmark is None and self.seconds:
+            raise ValueError("'seconds' applies only with 'benchmark'")
+        if self.benchmark is not None and (
+            self.constraints.min_recall or self.constraints.max_params is not None
+        ):
+            raise ValueError("'constraints' applies only to image studies")
+        if self.benchmark is not None and self.metric != "macro_f1":
+            raise ValueError(
+                "'metric' applies only to image studies; a benchmark is scored by its own value"
+            )
+        return self
 
 
 class BudgetSection(_Model):
@@ -254,8 +321,15 @@ class StudyConfig(_Model):
     """A validated study file."""
 
     study: StudySection
-    dataset: DatasetSection
-    model: ModelSection
+    # Required unless objective.benchmark is set, and then refused (``_image_or_benchmark``).
+    # Typed as present: only image studies reach the code that reads them (data,
+    # training, export), and a benchmark study never does.
+    if TYPE_CHECKING:
+        dataset: DatasetSection
+        model: ModelSection
+    else:
+        dataset: DatasetSection | None = None
+        model: ModelSection | None = None
     training: TrainingSection = Field(default_factory=lambda: TrainingSection())
     search_space: dict[StrictStr, ParamEntry] = Field(default_factory=dict)
     objective: ObjectiveSection = Field(default_factory=lambda: ObjectiveSection())
@@ -263,6 +337,43 @@ class StudyConfig(_Model):
     pruner: PrunerSection = Field(default_factory=lambda: PrunerSection())
     budget: BudgetSection = Field(default_factory=lambda: BudgetSection())
     storage: StrictStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _benchmark_space(cls, data: Any) -> Any:
+        # Before the fields: a benchmark's parameters (x1, x2...) are no hyperparameters.
+        objective = data.get("objective") if isinstance(data, dict) else None
+        if isinstance(objective, dict) and objective.get("benchmark") and data.get("search_space"):
+            raise ValueError(
+                "search_space: a benchmark study searches its problem's own space, whose "
+                "optimum is known; remove search_space"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _image_or_benchmark(self) -> StudyConfig:
+        if self.objective.benchmark is None:
+            for name in ("dataset", "model"):
+                if getattr(self, name) is None:
+                    raise ValueError(
+                        f"{name}: required field is missing (only a study with "
+                        "objective.benchmark goes without it)"
+                    )
+            return self
+        for name in ("dataset", "model"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name}: a benchmark study ({self.objective.benchmark}) trains no image "
+                    f"model; remove {name}"
+                )
+        defaults = TrainingSection()
+        for name in TrainingSection.model_fields:
+            if name != "trial_timeout" and getattr(self.training, name) != getattr(defaults, name):
+                raise ValueError(
+                    f"training.{name}: a benchmark study trains no model; of training, "
+                    "only trial_timeout applies"
+                )
+        return self
 
     @field_validator("search_space")
     @classmethod
@@ -277,6 +388,8 @@ class StudyConfig(_Model):
 
     @model_validator(mode="after")
     def _input_fits_backbone(self) -> StudyConfig:
+        if self.objective.benchmark is not None:
+            return self
         backbone = self.model.backbone
         h, w = self.dataset.size
         least = BACKBONE_MIN_SIZE[backbone]
@@ -296,6 +409,8 @@ class StudyConfig(_Model):
     @model_validator(mode="after")
     def _cache_needs_weights(self) -> StudyConfig:
         # Checked here, not at the first trial, so no study is created for it.
+        if self.objective.benchmark is not None:
+            return self
         if self.training.feature_cache == "on" and self.model.resolved_weights is None:
             raise ValueError(
                 "training.feature_cache: on needs pretrained weights (model.weights); "

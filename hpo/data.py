@@ -341,10 +341,20 @@ def _read_groups(csv_path: Path, files: Iterable[str]) -> np.ndarray:
             raise DataError(f"dataset.groups: '{csv_path}' needs a header with 'file,group'")
         for row in reader:
             mapping[Path(row["file"]).as_posix()] = row["group"]
+    files = list(files)
+    bare = Counter(Path(f).name for f in files)
     groups: list[str] = []
     missing: list[str] = []
     for f in files:
-        g = mapping.get(f, mapping.get(Path(f).name))
+        g = mapping.get(f)
+        if g is None and Path(f).name in mapping:
+            if bare[Path(f).name] > 1:  # which subject would be a guess: refuse
+                raise DataError(
+                    f"dataset.groups: '{Path(f).name}' in '{csv_path}' matches "
+                    f"{bare[Path(f).name]} images in different folders; give paths "
+                    f"relative to the dataset folder, e.g. '{f}'"
+                )
+            g = mapping[Path(f).name]
         if g is None:
             missing.append(f)
         groups.append(g or "")
@@ -409,6 +419,10 @@ def clear_cache() -> None:
 def _split(cfg: DatasetSection, raw: _Raw) -> Dataset:
     if raw.fixed is not None:
         parts = {k: Split(*v) for k, v in raw.fixed.items()}
+        if cfg.duplicates != "ignore":
+            from hpo.audit import check_given_splits
+
+            check_given_splits(cfg, [parts[name].x for name in SPLITS])
         return Dataset(
             raw.class_names,
             parts["train"],
@@ -430,6 +444,14 @@ def _split(cfg: DatasetSection, raw: _Raw) -> Dataset:
         if raw.files is None:
             raise DataError("dataset.groups applies only to source 'directory'")
         groups = _read_groups(Path(cfg.groups), raw.files)
+    duplicates = None
+    if cfg.duplicates != "ignore":
+        from hpo.audit import duplicate_labels, merge_labels
+
+        duplicates = duplicate_labels([raw.x])
+        if cfg.duplicates == "group" and len(np.unique(duplicates)) < len(y):
+            # Copies of one picture become one group, joined with its subject's group if any.
+            groups = duplicates if groups is None else merge_labels(groups, duplicates)
     min_count = np.bincount(y)[present].min()
     if groups is None and min_count < 3:
         small = raw.class_names[int(present[np.bincount(y)[present].argmin()])]
@@ -442,6 +464,10 @@ def _split(cfg: DatasetSection, raw: _Raw) -> Dataset:
     sub_groups = None if groups is None else groups[rest]
     tr, va = _stratified_split(y[rest], val_frac, cfg.split_seed + 1, sub_groups)
     train, val = rest[tr], rest[va]
+    if duplicates is not None and cfg.duplicates == "error":
+        from hpo.audit import refuse_leaks
+
+        refuse_leaks(duplicates, [train, val, test], "run 'hpo audit STUDY_FILE' to see them")
     files = None if raw.files is None else np.array(raw.files)
 
     def part(idx: np.ndarray) -> Split:

@@ -40,8 +40,13 @@ def config_of(study: optuna.Study) -> dict[str, Any]:
 
 
 def objective_metric(config: Mapping[str, Any]) -> str:
-    """``objective.metric`` of a stored study file; macro F1 when it names none."""
+    """``objective.metric`` of a stored study file; macro F1 when it names none.
+
+    A benchmark study is scored by its problem, so the problem names its value.
+    """
     objective = config.get("objective")
+    if isinstance(objective, Mapping) and objective.get("benchmark"):
+        return str(objective["benchmark"])
     metric = objective.get("metric") if isinstance(objective, Mapping) else None
     return str(metric) if metric else DEFAULT_METRIC
 

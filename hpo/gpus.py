@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
 from hpo.errors import ConfigError
@@ -121,6 +122,46 @@ def plan_slots(gpus: str, workers_per_gpu: int) -> list[Slot]:
         for g in chosen
         for k in range(workers_per_gpu)
     ]
+
+
+_CHECK = """
+import sys
+from hpo.errors import HpoError
+from hpo.training import check_gpu
+try:
+    check_gpu(sys.argv[1] or None, sys.argv[2])
+except HpoError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def check_backend_sees(slots: list[Slot], backend: str | None, *, flag: str) -> None:
+    """Refuse GPU slots the Keras backend cannot see, before any study or trial exists.
+
+    The check imports the backend, so it runs in a short child process: the
+    supervising process never holds GPU memory.
+    """
+    gpus = sorted({s.gpu for s in slots if s.gpu is not None})
+    if not gpus:
+        return
+    visible = ",".join(gpus)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": visible, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECK, backend or "", visible],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = result.stderr.strip().splitlines()
+    if result.returncode == 0:
+        return
+    last = lines[-1] if lines else f"exit code {result.returncode}"
+    if result.returncode == 2:
+        raise ConfigError(f"{flag}: {last}")
+    raise ConfigError(f"{flag}: checking that the backend sees GPU {visible} failed: {last}")
 
 
 def cpu_threads_for(workers: int) -> int:

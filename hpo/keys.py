@@ -16,6 +16,9 @@ STUDY_CAMPAIGN = "hpo:campaign"  # campaign name, for sampler comparisons
 STUDY_REPEAT = "hpo:repeat"  # repeat index inside a campaign
 STUDY_TEST_USED = "hpo:test_used"  # list of {"at", "trial", "out"} written by export
 STUDY_CREATED = "hpo:created"  # ISO timestamp
+STUDY_MACHINE = "hpo:machine"  # creating host: {"cpu", "simd", "flags_sha256", "cpu_count", ...}
+STUDY_EXECUTOR = "hpo:executor"  # the last launch: {"engine", "job_id", "workers", "at", ...}
+STUDY_OPTIMUM = "hpo:optimum"  # benchmark studies: the problem's best value (float)
 
 # --- trial user attrs ------------------------------------------------------
 METRICS = "metrics"  # {"macro_f1", "weighted_f1", "accuracy", "balanced_accuracy", "roc_auc"}
@@ -32,7 +35,11 @@ DEVICE = "device"  # "cpu" or "GPU:<index>"
 BACKEND = "backend"  # the Keras backend the trial trained on: tensorflow, jax or torch
 WORKER = "worker"  # "<host>:<pid>" or a launcher slot name
 FAIL_REASON = "fail_reason"
+N_PARAMS = "n_params"  # model parameters (trainable + not), when constraints cap them
 PARAMS_FULL = "params_full"  # searched + fixed hyperparameters the trainer used
+# What the trial trained, to rebuild it alone: {"input_shape", "dataset", "model",
+# "training", "objective" (resolved study-file sections), "params", "sampler": {"name", "seed"}}
+RECIPE = "recipe"
 SUGGEST_SECONDS = "suggest_seconds"  # time the sampler spent on this trial
 TIMING = "timing"  # seconds per part: build, data, cache, features, fit, predict, metrics, ...
 FEATURE_CACHE = "feature_cache"  # {"features": "off|memory|disk|computed", "cut": ..., ...}

@@ -125,3 +125,45 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray) -> Evaluation:
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         roc_curves=curves,
     )
+
+
+def recall_per_class(confusion: list[list[int]]) -> list[float | None]:
+    """Recall of each class from a confusion matrix (rows = true class).
+
+    Derived from the stored matrix rather than stored again, so trials written
+    before constraints existed answer too; a class absent from the split is None.
+    """
+    out: list[float | None] = []
+    for k, row in enumerate(confusion):
+        total = sum(row)
+        out.append(row[k] / total if total else None)
+    return out
+
+
+def support_per_class(confusion: list[list[int]]) -> list[int]:
+    """Images of each class in the split the confusion matrix was computed on."""
+    return [int(sum(row)) for row in confusion]
+
+
+def constraint_values(
+    class_names: list[str],
+    confusion: list[list[int]],
+    *,
+    min_recall: dict[str, float],
+    max_params: int | None = None,
+    n_params: int | None = None,
+) -> dict[str, float]:
+    """Optuna's constraint values (> 0 means violated) for a clinic's requirements.
+
+    ``min_recall:<class>`` is floor - recall (a class absent from validation has
+    recall 0: nothing shows the floor is met); ``max_params`` is
+    n_params / max_params - 1, relative so a GP models it on the same scale.
+    """
+    recall = recall_per_class(confusion)
+    out: dict[str, float] = {}
+    for name, floor in min_recall.items():
+        r = recall[class_names.index(name)]
+        out[f"min_recall:{name}"] = round(floor - (r or 0.0), 6)
+    if max_params is not None and n_params is not None:
+        out["max_params"] = round(n_params / max_params - 1.0, 6)
+    return out

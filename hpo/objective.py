@@ -7,6 +7,7 @@ reports read the database and nothing else.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -36,6 +37,19 @@ def _oom(exc: BaseException) -> bool:
     return name == "ResourceExhaustedError" or "out of memory" in str(exc).lower()
 
 
+def recipe(config: StudyConfig, dataset: Dataset, params: dict[str, Any]) -> dict[str, Any]:
+    """Everything that decides what a trial trains, stored on the trial itself:
+    ``hpo export`` rebuilds the model from it, whatever later runs of the study
+    changed (sampler, timeouts, settings resume allows)."""
+    cfg = config.to_dict()
+    return {
+        "input_shape": list(dataset.input_shape),
+        **{name: cfg[name] for name in ("dataset", "model", "training", "objective")},
+        "params": params,
+        "sampler": {"name": config.sampler.name, "seed": config.sampler.seed},
+    }
+
+
 class Objective:
     """Callable for ``study.optimize``; holds the decoded dataset across trials."""
 
@@ -55,6 +69,8 @@ class Objective:
         self.device = device
         self.on_epoch = on_epoch
         self.total_epochs = config.training.head_epochs + config.training.finetune_epochs
+        # Counting parameters needs the whole model, which the feature cache skips building.
+        self.count_params = config.objective.constraints.max_params is not None
 
     def __call__(self, trial: optuna.Trial) -> float:
         from hpo.training import KERAS_PARTS, clear_session, train_and_evaluate
@@ -62,6 +78,7 @@ class Objective:
         t_start = time.perf_counter()
         params = self.space.suggest(trial)
         _set(trial, keys.PARAMS_FULL, params)
+        _set(trial, keys.RECIPE, recipe(self.config, self.dataset, params))
         _set(trial, keys.HOST, socket.gethostname())
         _set(trial, keys.PID, os.getpid())
         _set(trial, keys.DEVICE, self.device)
@@ -76,7 +93,11 @@ class Objective:
             return bool(retrying(trial.should_prune, "should_prune"))
 
         try:
-            result = train_and_evaluate(self.config, self.dataset, params, reporter=report)
+            result = train_and_evaluate(
+                self.config, self.dataset, params, reporter=report, keep_model=self.count_params
+            )
+            n_params = int(result.model.count_params()) if result.model is not None else None
+            result.model = None
         except HpoError:
             raise  # the study itself is wrong (data, batch size): stop, don't retry
         except TrialFailedError as exc:
@@ -107,5 +128,25 @@ class Objective:
         _set(trial, keys.OVERHEAD_SECONDS, round(max(overhead, 0.0), 4))
         if result.pruned:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
+        self._constrain(trial, ev.confusion_matrix, n_params)
         value: Any = ev.scalars()[self.config.objective.metric]
         return float(value)
+
+    def _constrain(
+        self, trial: optuna.Trial, confusion: list[list[int]], n_params: int | None
+    ) -> None:
+        """Store the clinic's constraints where TPE, GP and ``hpo.results`` read them."""
+        from hpo.metrics import constraint_values
+
+        wanted = self.config.objective.constraints
+        if n_params is not None:
+            _set(trial, keys.N_PARAMS, n_params)
+        values = constraint_values(
+            self.dataset.class_names,
+            confusion,
+            min_recall=wanted.min_recall,
+            max_params=wanted.max_params,
+            n_params=n_params,
+        )
+        for name, value in values.items():
+            retrying(functools.partial(trial.set_constraint, name, value), "set_constraint")

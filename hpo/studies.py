@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import re
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpo import keys
@@ -48,6 +50,46 @@ def library_versions() -> dict[str, str]:
     if "tensorflow-cpu" in out:
         out.setdefault("tensorflow", out.pop("tensorflow-cpu"))
     return out
+
+
+_SIMD = re.compile(r"^(sse4_[12]|avx\w*|fma|f16c|amx\w*|asimd\w*|sve\w*|neon)$")
+_THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "XLA_FLAGS",
+)
+
+
+def machine_record() -> dict[str, Any]:
+    """What a run's numbers depend on besides library versions: the CPU model and its
+    vector instructions (oneDNN and XLA pick kernels by them), and thread settings."""
+    import contextlib
+    import hashlib
+    import os
+
+    model, flags = "", list[str]()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not model:
+                model = value
+            elif key in ("flags", "Features") and not flags:  # x86, ARM
+                flags = sorted(set(value.split()))
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+        "system": f"{platform.system()} {platform.release()}",
+        "simd": [f for f in flags if _SIMD.match(f)],
+        "flags_sha256": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
+        "thread_env": {k: os.environ[k] for k in _THREAD_ENV if k in os.environ},
+    }
 
 
 RECIPE_SECTIONS = ("dataset", "model", "training", "search_space", "objective")
@@ -145,13 +187,18 @@ def make_study(
                 "with --study-name (nothing was changed)"
             )
         return existing
+    problem = None
+    if config.objective.benchmark is not None:
+        from hpo.benchmarks import get_problem
+
+        problem = get_problem(config.objective.benchmark)
     try:
         study = optuna.create_study(
             study_name=name,
             storage=storage,
             sampler=sampler,
             pruner=pruner,
-            direction="maximize",
+            direction=problem.direction if problem is not None else "maximize",
             load_if_exists=True,
         )
     except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
@@ -162,6 +209,9 @@ def make_study(
         study.set_user_attr(keys.STUDY_SAMPLER, cfg["sampler"])
         study.set_user_attr(keys.STUDY_PRUNER, cfg["pruner"])
         study.set_user_attr(keys.STUDY_CREATED, _dt.datetime.now(_dt.timezone.utc).isoformat())
+        study.set_user_attr(keys.STUDY_MACHINE, machine_record())
+        if problem is not None:
+            study.set_user_attr(keys.STUDY_OPTIMUM, problem.optimum)
         for key, value in (extra_attrs or {}).items():
             study.set_user_attr(key, value)
     return study
@@ -187,14 +237,15 @@ def create_or_resume(config: StudyConfig, url: str, *, source: str | None = None
     """Open the storage, check the data can feed the space, then create or load the study.
 
     The data check comes first so that bad data changes nothing stored. ``source``
-    (the study file) prefixes errors about the file's ``dataset`` fields.
+    (the study file) prefixes errors about the file's ``dataset`` fields. A
+    benchmark study has no data to check.
     """
     from hpo.storage import open_storage
-    from hpo.worker import prepare_dataset
+    from hpo.worker import check_inputs
 
     storage = open_storage(url, heartbeat=True)
     try:
-        prepare_dataset(config)
+        check_inputs(config)
     except DataError as exc:
         if source and str(exc).startswith("dataset"):
             raise DataError(f"{source}: {exc}") from None

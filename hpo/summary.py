@@ -86,14 +86,40 @@ def study_status(study: optuna.Study) -> dict[str, Any]:
         "pruner": section(facts.config, "pruner").get("name", "-"),
         "dataset": study.user_attrs.get(keys.STUDY_FINGERPRINT),
         "test_used": study.user_attrs.get(keys.STUDY_TEST_USED),
+        "executor": study.user_attrs.get(keys.STUDY_EXECUTOR),  # engine and job id of the launch
+        "failed": failed_trials(facts.trials),
     }
+
+
+FAILED_SHOWN = 5
+
+
+def failed_trials(
+    trials: list[optuna.trial.FrozenTrial], last: int = FAILED_SHOWN
+) -> list[dict[str, Any]]:
+    """The last few failed trials with the reason stored on each, oldest first.
+
+    A count alone ("fail 1") leaves the user to guess between a crash, an
+    out-of-memory, a timeout and a Ctrl-C that re-queued the trial.
+    """
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    return [
+        {
+            "number": t.number,
+            "reason": str(t.user_attrs.get(keys.FAIL_REASON) or "no reason stored"),
+            "finished": t.datetime_complete,
+        }
+        for t in sorted(failed, key=lambda t: t.number)[-last:]
+    ]
 
 
 def best_summary(study: optuna.Study) -> dict[str, Any]:
     facts = study_facts(study)
     best = facts.best
     if best is None:
-        raise HpoError(f"study '{study.study_name}' has no completed trial yet")
+        from hpo.results import no_best_reason
+
+        raise HpoError(f"study '{study.study_name}': {no_best_reason(study)}")
     fp = study.user_attrs.get(keys.STUDY_FINGERPRINT) or {}
     names = fp.get("class_names") or []
     support = ((fp.get("split_counts") or {}).get("val")) or {}

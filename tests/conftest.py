@@ -2,7 +2,8 @@
 
 PostgreSQL-backed tests read ``HPO_TEST_POSTGRES_URL`` (``.ci/run`` sets it)
 and get a fresh database per test, dropped afterwards. MariaDB tests read
-``HPO_TEST_MYSQL_URL`` the same way.
+``HPO_TEST_MYSQL_URL`` the same way. ``image_study`` is the one image study
+with real training, built once per session (``tests/image_study.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from tests.image_study import ImageStudy, build
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -79,3 +82,11 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hpo.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def image_study(tmp_path_factory: pytest.TempPathFactory) -> ImageStudy:
+    """The session's trained image study (and the continued 0.1.0 study beside it)."""
+    study = build(tmp_path_factory.mktemp("image-study"))
+    assert study.run.returncode == 0, study.run.stderr
+    return study

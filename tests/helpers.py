@@ -12,16 +12,23 @@ import yaml
 
 
 def hpo(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    """``python -m hpo ARGS``; the caller's own ``HPO_STORAGE`` is dropped unless
+    ``env`` sets it, so no test writes to a developer's database by accident."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     full_env.pop("HPO_STORAGE", None)
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "hpo", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=full_env,
+        cwd=cwd,
     )
 
 

@@ -1,4 +1,8 @@
+"""Sampler-comparison campaigns: plans, member study files, ``hpo compare`` end to end."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -50,43 +54,39 @@ def test_member_config_keeps_options_only_for_its_sampler() -> None:
     assert gpy.search_space == config.search_space
 
 
-@pytest.mark.slow
-def test_compare_end_to_end_and_rebuild(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_member_config_of_a_benchmark_study_keeps_the_benchmark() -> None:
+    config = validate_config({"study": {"name": "b"}, "objective": {"benchmark": "branin"}})
+    (member,) = plan(config, "c", ["random"], repeats=1, base_seed=2)
+    cfg = member_config(config, member, trials=4)
+    assert cfg.objective.benchmark == "branin" and cfg.dataset is None
+    assert cfg.sampler.name == "random" and cfg.budget.trials == 4
+
+
+def test_compare_end_to_end_and_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import optuna
 
     from hpo import keys
-    from tests.helpers import hpo, write
+    from tests.helpers import hpo, run_cli, write
 
-    study = {
-        "study": {"name": "cmp"},
-        "dataset": {"source": "digits", "image_size": 10, "channels": 1, "max_per_class": 12},
-        "model": {"backbone": "small_cnn", "weights": "none"},
-        "training": {"head_epochs": 1},
-        "search_space": {
-            "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}
-        },
-    }
+    study = {"study": {"name": "cmp"}, "objective": {"benchmark": "branin", "seconds": 0.2}}
     db = f"sqlite:///{tmp_path / 'c.db'}"
     path = write(tmp_path, study)
     out = tmp_path / "campaign.html"
-    result = hpo(
-        "compare",
-        str(path),
-        "--samplers",
-        "tpe,random",
-        "--repeats",
-        "2",
-        "--trials",
-        "2",
-        "--storage",
-        db,
-        "--out",
-        str(out),
-        "-q",
-        "--workers",
-        "2",
-    )
+    common = ["--samplers", "tpe,random", "--trials", "2", "--storage", db, "--out", str(out), "-q"]
+    # First one repeat, each study run by two worker processes (the launcher's way)...
+    result = hpo("compare", str(path), *common, "--repeats", "1", "--workers", "2")
     assert result.returncode == 0, result.stderr
+    first = {
+        s.study_name: [
+            (t.number, t.value)
+            for t in optuna.load_study(study_name=s.study_name, storage=db).trials
+        ]
+        for s in optuna.get_all_study_summaries(db)
+    }
+    assert sorted(first) == ["cmp.cmp-compare.random.r0", "cmp.cmp-compare.tpe.r0"]
+    # ...then two: the campaign resumes, adding the second repeat in this process.
+    again = hpo("compare", str(path), *common, "--repeats", "2")
+    assert again.returncode == 0, again.stderr
     assert out.exists() and "Campaign cmp-compare" in out.read_text()
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(db))
     assert names == [
@@ -97,28 +97,15 @@ def test_compare_end_to_end_and_rebuild(tmp_path) -> None:  # type: ignore[no-un
     ]
     for name in names:
         s = optuna.load_study(study_name=name, storage=db)
-        assert len(s.trials) == 2
+        assert [t.state for t in s.trials] == [optuna.trial.TrialState.COMPLETE] * 2
         assert s.user_attrs[keys.STUDY_CAMPAIGN] == "cmp-compare"
         assert s.user_attrs[keys.STUDY_SAMPLER]["name"] in name
-    # Running again resumes: nothing more to run, same totals.
-    again = hpo(
-        "compare",
-        str(path),
-        "--samplers",
-        "tpe,random",
-        "--repeats",
-        "2",
-        "--trials",
-        "2",
-        "--storage",
-        db,
-        "--out",
-        str(out),
-        "-q",
-    )
-    assert again.returncode == 0, again.stderr
-    assert all(len(optuna.load_study(study_name=n, storage=db).trials) == 2 for n in names)
-    rebuilt = hpo(
+        assert s.direction == optuna.study.StudyDirection.MINIMIZE
+        assert s.user_attrs[keys.STUDY_OPTIMUM] == pytest.approx(0.397887, abs=1e-6)
+        if name in first:  # resumed with nothing left to run: unchanged
+            assert [(t.number, t.value) for t in s.trials] == first[name]
+    code, _, err = run_cli(
+        capsys,
         "report",
         "--campaign",
         "cmp-compare",
@@ -127,8 +114,10 @@ def test_compare_end_to_end_and_rebuild(tmp_path) -> None:  # type: ignore[no-un
         "--out",
         str(tmp_path / "again.html"),
     )
-    assert rebuilt.returncode == 0, rebuilt.stderr
-    single = hpo("report", names[0], "--storage", db, "--out", str(tmp_path / "one.html"))
-    assert single.returncode == 0 and (tmp_path / "one.html").exists()
-    missing = hpo("report", "--campaign", "nope", "--storage", db)
-    assert missing.returncode == 2 and "no campaign named 'nope'" in missing.stderr
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "report", names[0], "--storage", db, "--out", str(tmp_path / "one.html")
+    )
+    assert code == 0 and (tmp_path / "one.html").exists(), err
+    code, _, err = run_cli(capsys, "report", "--campaign", "nope", "--storage", db)
+    assert code == 2 and "no campaign named 'nope'" in err

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from hpo import keys
 from tests.helpers import hpo, write
+from tests.image_study import EPOCHS, N_CLASSES, PER_CLASS, TRIALS, ImageStudy, class_name
 
 TINY = {
     "study": {"name": "tiny"},
@@ -26,53 +28,118 @@ TINY = {
     "sampler": {"name": "tpe", "seed": 1},
     "budget": {"trials": 2},
 }
+BENCH = {
+    "study": {"name": "bench"},
+    "objective": {"benchmark": "branin"},
+    "sampler": {"name": "tpe", "seed": 0},
+    "budget": {"trials": 3},
+}
+CHANCE = 1.0 / N_CLASSES
 
 
 @pytest.mark.slow
-def test_run_end_to_end_and_resume(tmp_path: Path, storage_url: str) -> None:
-    study_file = write(tmp_path, TINY)
-    result = hpo("run", str(study_file), "--storage", storage_url, "--trials", "3", "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "best macro F1" in result.stdout
-
-    study = optuna.load_study(study_name="tiny", storage=storage_url)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(study.trials) == 3
-    assert complete, [t.user_attrs.get(keys.FAIL_REASON) for t in study.trials]
-    for t in complete:
-        assert 0.0 <= t.value <= 1.0
-        assert t.value == pytest.approx(t.user_attrs[keys.METRICS]["macro_f1"])
-        assert len(t.user_attrs[keys.F1_PER_CLASS]) == 10
-        assert len(t.user_attrs[keys.CONFUSION]) == 10
-        assert len(t.user_attrs[keys.ROC_CURVES]) == 10
-        assert t.user_attrs[keys.EPOCHS] == 2
+def test_run_trains_scores_and_records_every_trial(image_study: ImageStudy) -> None:
+    assert "best macro F1" in image_study.run.stdout
+    study = optuna.load_study(study_name=image_study.name, storage=image_study.url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * TRIALS, [
+        t.user_attrs.get(keys.FAIL_REASON) for t in study.trials
+    ]
+    for t in study.trials:
+        assert t.value is not None
+        # Seeded (tests/image_study.py): well above chance, so training really learned.
+        assert 3 * CHANCE <= t.value <= 1.0, t.value
+        assert t.value == t.user_attrs[keys.METRICS]["macro_f1"]
+        assert len(t.user_attrs[keys.F1_PER_CLASS]) == N_CLASSES
+        assert len(t.user_attrs[keys.CONFUSION]) == N_CLASSES
+        assert len(t.user_attrs[keys.ROC_CURVES]) == N_CLASSES
+        assert t.user_attrs[keys.EPOCHS] == EPOCHS
         assert t.user_attrs[keys.TRAIN_SECONDS] > 0
         assert t.user_attrs[keys.IMAGES_PER_SECOND] > 0
         assert t.user_attrs[keys.HOST] and t.user_attrs[keys.DEVICE] == "cpu"
-        assert sorted(t.intermediate_values) == [0, 1]
+        assert sorted(t.intermediate_values) == list(range(EPOCHS))
         assert set(t.user_attrs[keys.PARAMS_FULL]) >= {"learning_rate", "l1", "unfrozen_layers"}
     fp = study.user_attrs[keys.STUDY_FINGERPRINT]
-    assert fp["class_counts"] == {str(i): 20 for i in range(10)}
+    assert fp["class_counts"] == {class_name(k): PER_CLASS for k in range(N_CLASSES)}
     assert len(fp["sha256"]) == 64
-    assert study.user_attrs[keys.STUDY_CONFIG]["study"]["name"] == "tiny"
+    assert study.user_attrs[keys.STUDY_CONFIG]["study"]["name"] == image_study.name
     assert "optuna" in study.user_attrs[keys.STUDY_VERSIONS]
+    assert keys.STUDY_OPTIMUM not in study.user_attrs  # only benchmarks know theirs
 
-    # Running again resumes the same study and adds trials.
-    again = hpo("run", str(study_file), "--storage", storage_url, "--trials", "1", "-q")
-    assert again.returncode == 0, again.stderr
-    assert len(optuna.load_study(study_name="tiny", storage=storage_url).trials) == 4
 
-    # Read-only commands.
-    listed = hpo("studies", "--storage", storage_url, "--json")
+@pytest.mark.slow
+def test_read_only_commands_show_the_stored_study(image_study: ImageStudy) -> None:
+    url = image_study.url
+    study = optuna.load_study(study_name=image_study.name, storage=url)
+    listed = hpo("studies", "--storage", url, "--json")
     assert listed.returncode == 0, listed.stderr
-    rows = json.loads(listed.stdout)
-    assert [r["name"] for r in rows] == ["tiny"] and rows[0]["complete"] >= 1
-    status = hpo("status", "tiny", "--storage", storage_url)
-    assert status.returncode == 0 and "best macro F1" in status.stdout
-    best = hpo("best", "tiny", "--storage", storage_url, "--json")
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert sorted(rows) == sorted([image_study.name, image_study.old_name])
+    assert rows[image_study.name]["complete"] == TRIALS
+    assert rows[image_study.name]["best_value"] == study.best_value
+    status = hpo("status", image_study.name, "--storage", url)
+    assert status.returncode == 0, status.stderr
+    assert f"best macro F1 {study.best_value:.4f}" in status.stdout
+    best = hpo("best", image_study.name, "--storage", url, "--json")
+    assert best.returncode == 0, best.stderr
     info = json.loads(best.stdout)
-    assert info["value"] == pytest.approx(study.best_value) or info["value"] >= study.best_value
-    assert [r["class"] for r in info["f1_per_class"]] == [str(i) for i in range(10)]
+    assert info["value"] == study.best_value  # the stored value, not a recomputed one
+    assert info["number"] == study.best_trial.number
+    assert [r["class"] for r in info["f1_per_class"]] == [class_name(k) for k in range(N_CLASSES)]
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_run_and_resume_a_benchmark_study(
+    storage: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'b.db'}"
+        if storage == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    study_file = write(tmp_path, BENCH)
+    first = hpo("run", str(study_file), "--storage", url, "-q")
+    assert first.returncode == 0, first.stderr
+    again = hpo("run", str(study_file), "--storage", url, "--trials", "2", "-q")
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="bench", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5  # 3, then 2 more
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert study.user_attrs[keys.STUDY_OPTIMUM] == pytest.approx(0.397887, abs=1e-6)
+    assert f"best branin {study.best_value:.4f}" in again.stdout
+    best = hpo("best", "bench", "--storage", url, "--json")
+    assert best.returncode == 0, best.stderr
+    assert json.loads(best.stdout)["value"] == min(t.value for t in study.trials)
+
+
+def test_run_uses_hpo_storage_without_storage_flag(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    study_file = write(tmp_path, BENCH)
+    env = {"HPO_STORAGE": url}
+    result = hpo("run", str(study_file), "--trials", "1", "-q", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(optuna.load_study(study_name="bench", storage=url).trials) == 1
+    assert not (tmp_path / "storage").exists()  # the default database was not used
+
+
+def test_a_benchmark_run_never_imports_a_keras_backend(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    study_file = write(tmp_path, {**BENCH, "objective": {"benchmark": "hartmann6", "seconds": 0.2}})
+    code = (
+        "import sys\n"
+        "from hpo.cli import main\n"
+        "try:\n"
+        f"    main(['run', {str(study_file)!r}, '--storage', {url!r}, '--trials', '2', '-q'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="bench", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
 
 def test_read_only_commands_do_not_import_tensorflow(tmp_path: Path) -> None:

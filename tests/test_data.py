@@ -172,3 +172,120 @@ def test_digits_demo() -> None:
     ds = load_dataset(DatasetSection(source="digits", image_size=12, channels=1, max_per_class=10))
     assert ds.n_classes == 10 and ds.input_shape == (12, 12, 1)
     assert ds.fingerprint()["class_counts"] == {str(i): 10 for i in range(10)}
+
+
+# --- formats, group files, npz class names, decoding once --------------------
+
+FORMATS = {  # suffix -> PIL save options; all lossless except JPEG
+    "png": {},
+    "bmp": {},
+    "tif": {},
+    "tiff": {"compression": "tiff_lzw"},
+    "gif": {},
+    "webp": {"lossless": True},
+    "jpg": {"quality": 95},
+    "jpeg": {"quality": 95},
+}
+
+
+def test_every_listed_image_format_is_read(tmp_path: Path) -> None:
+    """PNG, JPEG, BMP, TIFF, GIF and WebP, grayscale and RGB, decoded to the same pixels."""
+    root = tmp_path / "mri"
+    rng = np.random.default_rng(3)
+    expected: dict[str, np.ndarray] = {}
+    for k, name in enumerate(("a", "b", "c")):
+        (root / name).mkdir(parents=True)
+        for i, (suffix, options) in enumerate(FORMATS.items()):
+            gray = rng.integers(0, 256, (12, 12), dtype=np.uint8)
+            image = Image.fromarray(gray, mode="L")
+            if (i + k) % 2:  # half of them RGB with equal channels: the same gray image
+                image = image.convert("RGB")
+            rel = f"{name}/{suffix}_{i}.{suffix}"
+            image.save(root / rel, **options)
+            expected[rel] = gray
+    ds = load_dataset(section(path=str(root), image_size=12, channels=1))
+    decoded = {
+        str(rel): x[..., 0]
+        for split in (ds.train, ds.val, ds.test)
+        for rel, x in zip(split.ids, split.x, strict=True)  # type: ignore[arg-type]
+    }
+    assert sorted(decoded) == sorted(expected), "an image format was skipped"
+    for rel, gray in expected.items():
+        if rel.endswith((".jpg", ".jpeg")):
+            assert np.abs(decoded[rel].astype(int) - gray).mean() < 8, rel
+        else:
+            np.testing.assert_array_equal(decoded[rel], gray, err_msg=rel)
+
+
+def test_groups_csv_with_bare_file_names(tmp_path: Path) -> None:
+    """Scans named per subject (s03_slice2.png): the CSV may list names without folders."""
+    root = tmp_path / "mri"
+    rng = np.random.default_rng(0)
+    rows = ["file,group"]
+    for cls in ("a", "b", "c"):
+        (root / cls).mkdir(parents=True)
+        for subject in range(8):
+            for s in range(3):
+                name = f"{cls}{subject:02d}_slice{s}.png"
+                pixels = rng.integers(0, 255, (10, 10), dtype=np.uint8)
+                Image.fromarray(pixels, mode="L").save(root / cls / name)
+                rows.append(f"{name},{cls}-subject{subject}")
+    groups = tmp_path / "groups.csv"
+    groups.write_text("\n".join(rows) + "\n")
+    ds = load_dataset(section(path=str(root), image_size=10, groups=str(groups)))
+    subject_of = {r.split(",")[0]: r.split(",")[1] for r in rows[1:]}
+    seen = [
+        {subject_of[Path(str(f)).name] for f in split.ids}  # type: ignore[union-attr]
+        for split in (ds.train, ds.val, ds.test)
+    ]
+    assert all(seen) and not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2]), (
+        "a subject's slices landed in two splits"
+    )
+
+
+def test_ambiguous_bare_names_in_groups_csv_are_refused(tmp_path: Path) -> None:
+    """img_0.png exists in every class folder: a bare name cannot say which subject it is."""
+    root = make_folder(tmp_path / "mri")
+    groups = tmp_path / "groups.csv"
+    lines = ["file,group"] + [
+        f"img_{i}.{'jpg' if i % 2 else 'png'},s{i}" for i in range(max(CLASSES.values()))
+    ]
+    groups.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"dataset\.groups: .*'img_0\.png' .* 3 images"):
+        load_dataset(section(path=str(root), image_size=12, groups=str(groups)))
+
+
+def test_npz_class_names(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "organs.npz"
+    names = np.array(["liver", "kidney-left", "kidney-right"])  # a string array, not objects
+    np.savez(
+        path,
+        train_images=rng.integers(0, 255, (30, 8, 8), dtype=np.uint8),
+        train_labels=np.arange(30) % 3,
+        class_names=names,
+    )
+    ds = load_dataset(DatasetSection(source="npz", path=str(path), image_size=8))
+    assert ds.class_names == ["liver", "kidney-left", "kidney-right"]
+    assert list(ds.fingerprint()["class_counts"]) == ds.class_names
+    short = tmp_path / "short.npz"
+    np.savez(
+        short,
+        train_images=np.zeros((30, 8, 8), np.uint8),
+        train_labels=np.arange(30) % 3,
+        class_names=names[:2],
+    )
+    with pytest.raises(DataError, match="class_names lists 2 names for 3 classes"):
+        load_dataset(DatasetSection(source="npz", path=str(short), image_size=8))
+
+
+def test_images_are_decoded_once_per_process(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "mri")
+    cfg = section(path=str(root), image_size=12)
+    first = load_dataset(cfg)
+    for image in root.rglob("*.*"):
+        image.unlink()  # a second decode would now fail
+    again = load_dataset(section(path=str(root), image_size=12))
+    assert again is first, "the same study file decoded the images again"
+    with pytest.raises(DataError):
+        load_dataset(section(path=str(root), image_size=14))  # other settings: decoded anew

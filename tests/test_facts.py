@@ -26,6 +26,9 @@ from hpo.facts import (
         ({"objective": {"metric": "weighted_f1"}}, "weighted_f1", "weighted F1"),
         ({"objective": {"metric": "balanced_accuracy"}}, "balanced_accuracy", "balanced accuracy"),
         ({"objective": {"metric": "new_metric"}}, "new_metric", "new metric"),
+        # A benchmark study is scored by its problem.
+        ({"objective": {"metric": "accuracy", "benchmark": "branin"}}, "branin", "branin"),
+        ({"objective": {"benchmark": None, "metric": "accuracy"}}, "accuracy", "accuracy"),
     ],
 )
 def test_objective_metric_and_label(config: dict[str, object], metric: str, label: str) -> None:
@@ -62,3 +65,47 @@ def test_study_facts_reads_the_stored_study_file() -> None:
     assert (facts.metric, facts.metric_label, facts.maximize) == ("accuracy", "accuracy", False)
     assert facts.best is not None and (facts.best.number, facts.best.value) == (1, 0.2)
     assert facts.states == {"COMPLETE": 2}
+
+
+def test_best_trial_record_carries_every_stored_fact() -> None:
+    ua = {
+        keys.METRICS: {"macro_f1": 0.8, "roc_auc": 0.9},
+        keys.F1_PER_CLASS: [0.7, 0.9],
+        keys.CONFUSION: [[3, 1], [0, 4]],
+        keys.ROC_CURVES: [{"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5}],
+        keys.EPOCHS: 6,
+        keys.TRAIN_SECONDS: 41.5,
+        keys.PARAMS_FULL: {"dropout": 0.1, "batch_size": 16},
+    }
+    trial = create_trial(
+        value=0.8,
+        params={"dropout": 0.1},
+        distributions={"dropout": optuna.distributions.FloatDistribution(0.0, 0.5)},
+        user_attrs=ua,
+    )
+    trial.number = 7
+    best = BestTrial.of(trial)
+    assert best == BestTrial(
+        number=7,
+        value=0.8,
+        params={"dropout": 0.1},
+        metrics={"macro_f1": 0.8, "roc_auc": 0.9},
+        f1_per_class=[0.7, 0.9],
+        confusion=[[3, 1], [0, 4]],
+        roc_curves=[{"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5}],
+        epochs=6,
+        train_seconds=41.5,
+        params_full={"dropout": 0.1, "batch_size": 16},
+    )
+    bare = create_trial(value=0.1)
+    bare.number = 0
+    assert BestTrial.of(bare) == BestTrial(0, 0.1, {}, {}, [], None, [], None, None, None)
+
+
+def test_study_facts_names_the_study_and_keeps_every_trial() -> None:
+    study = optuna.create_study(study_name="named", direction="maximize")
+    study.add_trial(create_trial(value=0.4))
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    facts = study_facts(study)
+    assert facts.name == "named" and [t.number for t in facts.trials] == [0, 1]
+    assert facts.config == {} and facts.metric == "macro_f1" and facts.maximize

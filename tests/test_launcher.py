@@ -1,11 +1,15 @@
-"""Parallel workers with real processes on real databases: exact totals, nothing lost."""
+"""Parallel workers with real processes on real databases: exact totals, nothing lost.
+
+The rules (budget, heartbeat, re-queue, signals, replacement, recycling, a
+database restart) are exercised on benchmark studies whose trials last
+seconds without TensorFlow; one launch trains real tiny Keras models.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,81 +18,30 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo import keys
+from hpo.worker import USER_ERROR_EXIT_CODE
 from tests.helpers import hpo, write
+from tests.processes import (
+    FAST_HEARTBEAT,
+    TINY,
+    assert_ran_in_parallel,
+    assert_requeued_once,
+    assert_settled,
+    bench,
+    finished,
+    pid_gone,
+    start_launch,
+    start_worker,
+    wait_for_pids,
+    wait_for_running,
+)
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "study": {"name": "par"},
-    "dataset": {"source": "digits", "image_size": 12, "channels": 1, "max_per_class": 15},
-    "model": {"backbone": "small_cnn", "weights": "none"},
-    "training": {"head_epochs": 3},
-    "search_space": {
-        "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.3},
-    },
-    "sampler": {"name": "tpe", "seed": 0},
-    # A pruner that never prunes: trials report every epoch, which the tests wait for.
-    "pruner": {"name": "median", "options": {"n_startup_trials": 1000}},
-}
-FAST_HEARTBEAT = {
-    "HPO_HEARTBEAT_INTERVAL": "1",
-    "HPO_GRACE_PERIOD": "4",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-}
-
-
-def start_worker(study_file: Path, url: str, budget: int, name: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **FAST_HEARTBEAT}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hpo",
-            "worker",
-            str(study_file),
-            "--storage",
-            url,
-            "--trials",
-            str(budget),
-            "--worker-name",
-            name,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_running(url: str, name: str, worker: str, timeout: float = 120) -> int:
-    # One storage for all polls: a new one per poll leaves a connection open
-    # each time, until PostgreSQL refuses more clients.
-    storage = optuna.storages.RDBStorage(url)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                study = optuna.load_study(study_name=name, storage=storage)
-            except KeyError:
-                time.sleep(0.5)
-                continue
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get(keys.WORKER) == worker and t.intermediate_values:
-                    return t.number
-            time.sleep(0.3)
-        raise AssertionError(f"{worker} never ran a trial")
-    finally:
-        storage.engine.dispose()
-
-
-def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+__all__ = ["TINY", "start_worker"]  # imported from here by tests of the storage proxy
 
 
 def test_four_workers_exact_total_with_one_killed(tmp_path: Path, postgres_url: str) -> None:
-    study_file = write(tmp_path, TINY)
+    study_file = write(tmp_path, bench(2.0))
     budget = 8
     procs = {f"w{i}": start_worker(study_file, postgres_url, budget, f"w{i}") for i in range(4)}
     victim = wait_for_running(postgres_url, "par", "w0")
@@ -96,38 +49,38 @@ def test_four_workers_exact_total_with_one_killed(tmp_path: Path, postgres_url: 
     procs["w0"].wait()
     for name, p in procs.items():
         if name != "w0":
-            _, err = p.communicate(timeout=400)
+            _, err = p.communicate(timeout=300)
             assert p.returncode == 0, err
     study = optuna.load_study(study_name="par", storage=postgres_url)
-    states = [t.state for t in study.trials]
-    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
-    assert len(finished(study)) == budget
-    killed = study.trials[victim]
-    assert killed.state == TrialState.FAIL
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
-    assert len(retries) == 1, "re-queued once"
-    assert retries[0].params == killed.params
+    assert_settled(study, budget)
+    assert_requeued_once(study, victim, "worker lost: no heartbeat for 4 s")
 
 
 def test_sigterm_fails_and_requeues_at_once(tmp_path: Path, sqlite_url: str) -> None:
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 30}})
+    study_file = write(tmp_path, bench(20.0))
     proc = start_worker(study_file, sqlite_url, 5, "solo")
     number = wait_for_running(sqlite_url, "par", "solo")
+    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - started < 15, "stopped inside the trial, not after it"
     study = optuna.load_study(study_name="par", storage=sqlite_url)
     trial = study.trials[number]
     assert trial.state == TrialState.FAIL
-    assert "interrupted (SIGTERM)" in trial.user_attrs[keys.FAIL_REASON]
+    assert trial.user_attrs[keys.FAIL_REASON] == "interrupted (SIGTERM); re-queued"
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1
     assert waiting[0].params == trial.params  # the same point, tried again
     assert waiting[0].system_attrs["failed_trial"] == number
+    assert (
+        f"interrupted (SIGTERM): trial {number} failed and re-queued as trial {waiting[0].number};"
+        in err
+    )
 
 
-def test_launch_cpu_workers_to_an_exact_total(tmp_path: Path, sqlite_url: str) -> None:
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+def test_launch_runs_workers_in_parallel_to_an_exact_total(tmp_path: Path, sqlite_url: str) -> None:
+    study_file = write(tmp_path, bench(2.0))
     result = hpo(
         "launch",
         str(study_file),
@@ -136,7 +89,7 @@ def test_launch_cpu_workers_to_an_exact_total(tmp_path: Path, sqlite_url: str) -
         "--workers-per-gpu",
         "2",
         "--trials",
-        "5",
+        "6",
         "--storage",
         sqlite_url,
         "-q",
@@ -144,22 +97,50 @@ def test_launch_cpu_workers_to_an_exact_total(tmp_path: Path, sqlite_url: str) -
     )
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="par", storage=sqlite_url)
-    assert len(finished(study)) == 5
-    assert {t.user_attrs[keys.WORKER] for t in finished(study)} <= {"cpu-w0", "cpu-w1"}
-    assert all(t.state != TrialState.RUNNING for t in study.trials)
+    assert_settled(study, 6)
+    assert_ran_in_parallel(finished(study), {"cpu-w0", "cpu-w1"})
+
+
+def test_launch_trains_real_models(tmp_path: Path, sqlite_url: str) -> None:
+    """The one launch with real Keras training: the worker process trains and records."""
+    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+    result = hpo(
+        "launch",
+        str(study_file),
+        "--gpus",
+        "none",
+        "--workers-per-gpu",
+        "1",
+        "--trials",
+        "1",
+        "--storage",
+        sqlite_url,
+        "-q",
+        env=FAST_HEARTBEAT,
+    )
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="par", storage=sqlite_url)
+    assert_settled(study, 1)
+    for t in study.trials:
+        assert t.user_attrs[keys.WORKER] == "cpu-w0"
+        assert t.user_attrs[keys.BACKEND] == "tensorflow"
+        assert t.value == t.user_attrs[keys.METRICS]["macro_f1"]
+        assert len(t.user_attrs[keys.F1_PER_CLASS]) == 10
 
 
 def test_consecutive_failures_stop_the_worker(tmp_path: Path, sqlite_url: str) -> None:
-    # SGD at rate 10 diverges to NaN within the first epoch: each trial fails.
-    broken = {**TINY, "search_space": {"learning_rate": 10.0, "optimizer": "sgd"}}
-    broken["training"] = {"head_epochs": 2, "class_weights": "none"}
-    study_file = write(tmp_path, broken)
+    # Every trial lasts 2 s but may take 0.2 s: each one fails at its first step.
+    study_file = write(tmp_path, bench(2.0, training={"trial_timeout": 0.2}))
     result = hpo("worker", str(study_file), "--storage", sqlite_url, "--trials", "10")
     study = optuna.load_study(study_name="par", storage=sqlite_url)
     fails = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert result.returncode == 2, result.stderr
-    assert "failed trials in a row" in result.stderr
-    assert len(fails) == 3 and all(keys.FAIL_REASON in t.user_attrs for t in fails)
+    assert result.returncode == USER_ERROR_EXIT_CODE, result.stderr
+    assert "stopped after 3 failed trials in a row" in result.stderr
+    assert len(study.trials) == len(fails) == 3
+    for t in fails:
+        assert t.user_attrs[keys.FAIL_REASON] == (
+            "trial exceeded training.trial_timeout of 0.2 s after 1 step(s)"
+        )
 
 
 def _restart_postgres() -> None:
@@ -175,19 +156,19 @@ def _restart_postgres() -> None:
 
 
 def test_study_survives_a_database_restart(tmp_path: Path, postgres_url: str) -> None:
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 4}})
+    study_file = write(tmp_path, bench(2.0))
     proc = start_worker(study_file, postgres_url, 4, "steady")
     wait_for_running(postgres_url, "par", "steady")
     _restart_postgres()
-    _, err = proc.communicate(timeout=400)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     study = optuna.load_study(study_name="par", storage=postgres_url)
-    assert len(finished(study)) == 4
-    assert all(t.state != TrialState.RUNNING for t in study.trials)
+    assert_settled(study, 4)
+    assert all(t.state != TrialState.FAIL for t in study.trials)
 
 
 def test_workers_are_recycled_after_their_quota(tmp_path: Path, sqlite_url: str) -> None:
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+    study_file = write(tmp_path, bench(0.5))
     result = hpo(
         "launch",
         str(study_file),
@@ -205,14 +186,70 @@ def test_workers_are_recycled_after_their_quota(tmp_path: Path, sqlite_url: str)
     )
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="par", storage=sqlite_url)
-    done = finished(study)
-    assert len(done) == 3
-    assert len({t.user_attrs[keys.PID] for t in done}) == 3, "a fresh process per trial"
+    assert_settled(study, 3)
+    assert len({t.user_attrs[keys.PID] for t in study.trials}) == 3, "a fresh process per trial"
     assert all(t.state != TrialState.FAIL for t in study.trials)
 
 
+def test_launch_replaces_a_dead_worker(tmp_path: Path, sqlite_url: str) -> None:
+    study_file = write(tmp_path, bench(2.0))
+    launcher = start_launch(study_file, sqlite_url, "--gpus", "none", "--trials", "3")
+    (first,) = wait_for_pids(sqlite_url, "par", 1)
+    victim = wait_for_running(sqlite_url, "par", "cpu-w0")
+    os.kill(first, signal.SIGKILL)
+    _, err = launcher.communicate(timeout=300)
+    assert launcher.returncode == 0, err
+    study = optuna.load_study(study_name="par", storage=sqlite_url)
+    assert_settled(study, 3)
+    assert_requeued_once(study, victim, "worker lost")
+    later = {t.user_attrs[keys.PID] for t in finished(study)}
+    assert first not in later and len(later) == 1, "one replacement process finished the study"
+
+
+def test_launch_gives_up_after_three_replacements_per_slot(tmp_path: Path, sqlite_url: str) -> None:
+    study_file = write(tmp_path, bench(60.0))
+    launcher = start_launch(study_file, sqlite_url, "--gpus", "none", "--trials", "10")
+    killed: list[int] = []
+    try:
+        for _ in range(4):  # the first worker and its three replacements
+            (pid,) = wait_for_pids(sqlite_url, "par", 1, exclude=killed)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == USER_ERROR_EXIT_CODE, err
+    assert "workers stopped with 0 of 10 trials finished (restarts used up)" in err
+    assert "cpu-w0: killed by SIGKILL" in err
+    study = optuna.load_study(study_name="par", storage=sqlite_url)
+    pids = {t.user_attrs.get(keys.PID) for t in study.trials} - {None}
+    assert pids == set(killed)  # no fifth process
+
+
+def test_ctrl_c_on_launch_stops_every_worker(tmp_path: Path, sqlite_url: str) -> None:
+    study_file = write(tmp_path, bench(60.0))
+    launcher = start_launch(
+        study_file, sqlite_url, "--gpus", "none", "--workers-per-gpu", "2", "--trials", "10"
+    )
+    pids = wait_for_pids(sqlite_url, "par", 2)
+    launcher.send_signal(signal.SIGINT)
+    out, err = launcher.communicate(timeout=120)
+    assert launcher.returncode == 130, err
+    assert "interrupted: 2 worker(s) stopped" in out
+    assert all(pid_gone(pid) for pid in pids), "a worker outlived its launcher"
+    study = optuna.load_study(study_name="par", storage=sqlite_url)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert {t.user_attrs[keys.PID] for t in interrupted} == set(pids)
+    for t in interrupted:
+        assert t.user_attrs[keys.FAIL_REASON] == "interrupted (SIGTERM); re-queued"
+        (copy,) = [w for w in study.trials if w.system_attrs.get("failed_trial") == t.number]
+        assert copy.state == TrialState.WAITING and copy.params == t.params
+
+
 def test_launch_on_mariadb_to_an_exact_total(tmp_path: Path, mysql_url: str) -> None:
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
+    study_file = write(tmp_path, bench(2.0))
     result = hpo(
         "launch",
         str(study_file),
@@ -229,5 +266,4 @@ def test_launch_on_mariadb_to_an_exact_total(tmp_path: Path, mysql_url: str) -> 
     )
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="par", storage=mysql_url)
-    assert len(finished(study)) == 4
-    assert all(t.state != TrialState.RUNNING for t in study.trials)
+    assert_settled(study, 4)

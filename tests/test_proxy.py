@@ -1,4 +1,5 @@
-"""Workers behind Optuna's gRPC storage proxy (``hpo storage-proxy``)."""
+"""Workers behind Optuna's gRPC storage proxy (``hpo storage-proxy``), on benchmark
+studies whose trials last seconds."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from optuna.trial import TrialState
 
 from hpo import keys
 from tests.helpers import write
-from tests.test_launcher import TINY, start_worker, wait_for_running
+from tests.processes import (
+    assert_ran_in_parallel,
+    assert_requeued_once,
+    assert_settled,
+    bench,
+    finished,
+    start_worker,
+    wait_for_running,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,16 +73,16 @@ def proxy(postgres_url: str) -> Iterator[str]:
 
 
 def test_four_workers_through_the_proxy(tmp_path: Path, postgres_url: str, proxy: str) -> None:
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 1}})
-    workers = [start_worker(study_file, proxy, 6, f"p{i}") for i in range(4)]
+    # 12 trials of 3 s: every worker gets some, even one that starts seconds late.
+    study_file = write(tmp_path, bench(3.0))
+    budget = 12
+    workers = [start_worker(study_file, proxy, budget, f"p{i}") for i in range(4)]
     for w in workers:
-        _, err = w.communicate(timeout=400)
+        _, err = w.communicate(timeout=300)
         assert w.returncode == 0, err
     study = optuna.load_study(study_name="par", storage=postgres_url)
-    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 6
-    assert {t.user_attrs[keys.WORKER] for t in finished} <= {"p0", "p1", "p2", "p3"}
-    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert_settled(study, budget)
+    assert_ran_in_parallel(finished(study), {"p0", "p1", "p2", "p3"})
     for t in study.trials:
         if t.state == TrialState.FAIL:
             assert t.user_attrs[keys.FAIL_REASON].startswith("surplus")
@@ -83,7 +92,7 @@ def test_a_worker_killed_behind_the_proxy_is_noticed(
     tmp_path: Path, postgres_url: str, proxy: str
 ) -> None:
     """No heartbeat table behind the proxy: workers watch each other's beat attr."""
-    study_file = write(tmp_path, {**TINY, "training": {"head_epochs": 8}})
+    study_file = write(tmp_path, bench(3.0))
     budget = 5
     procs = {f"p{i}": start_worker(study_file, proxy, budget, f"p{i}") for i in range(3)}
     victim = wait_for_running(postgres_url, "par", "p0")
@@ -91,15 +100,8 @@ def test_a_worker_killed_behind_the_proxy_is_noticed(
     procs["p0"].wait()
     for name, p in procs.items():
         if name != "p0":
-            _, err = p.communicate(timeout=400)
+            _, err = p.communicate(timeout=300)
             assert p.returncode == 0, err
     study = optuna.load_study(study_name="par", storage=postgres_url)
-    states = [t.state for t in study.trials]
-    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
-    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == budget
-    killed = study.trials[victim]
-    assert killed.state == TrialState.FAIL
-    assert "worker lost" in killed.user_attrs[keys.FAIL_REASON]
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
-    assert len(retries) == 1 and retries[0].params == killed.params
+    assert_settled(study, budget)
+    assert_requeued_once(study, victim, "worker lost")

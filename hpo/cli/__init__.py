@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # isort: off
 # Importing registers the commands; `hpo --help` lists them in this order.
-from hpo.cli import _run, _read, _output, _proxy  # noqa: F401
+from hpo.cli import _run, _read, _output, _proxy, _audit  # noqa: F401
 # isort: on
 from hpo.cli._app import app, main
 

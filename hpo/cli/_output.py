@@ -64,6 +64,19 @@ def export(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an export already in --out.")
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Fit temperature scaling on the validation split (--train-on train).",
+        ),
+    ] = False,
+    lime_samples: Annotated[
+        int,
+        typer.Option(
+            "--lime-samples", help="LIME perturbed samples per Grad-CAM image (0: no LIME)."
+        ),
+    ] = 200,
 ) -> None:
     """Retrain a trial, evaluate it once on the test split, write model, metadata and card."""
     from hpo.export import TRAIN_ON, export_model
@@ -85,6 +98,8 @@ def export(
         seed=seed,
         gradcam_per_class=gradcam_per_class,
         overwrite=overwrite,
+        calibrate_temperature=calibrate,
+        lime_samples=lime_samples,
     )
     m = result.metrics
     console.print(
@@ -95,9 +110,23 @@ def export(
         e = m.overall[key]
         interval = f" [{e.low:.4f}, {e.high:.4f}]" if e.low is not None else ""
         console.print(f"  test {key} {fmt(e.value)}{escape(interval)}")
+    check = result.reproduction
+    console.print(f"  {check.summary()}", markup=False)
+    cal = result.calibration
+    if cal is not None:
+        after = "" if cal.after is None else f", {cal.after.ece:.4f} at T = {cal.temperature:.3f}"
+        console.print(f"  test ECE ({len(cal.before.count)} bins) {cal.before.ece:.4f}{after}")
+    if result.recipe_source != "trial":
+        console.print(
+            "  recipe: the study's stored file (this trial predates per-trial recipes)",
+            markup=False,
+        )
     for path in result.files:
         console.print(f"wrote {escape(str(path))}")
     console.print(f"model sha256 {result.model_sha256}")
+    if check.warning:
+        # on stderr, where warnings go; both scores are on stdout above
+        print(f"warning: {check.warning}", file=sys.stderr)
     if result.previous_test_uses:
         last = result.previous_test_uses[-1]
         console.print(
@@ -118,6 +147,8 @@ def predict(
     from hpo.export import predict_files
 
     result = predict_files(model_dir, images)
+    if result.split_note:
+        print(f"note: in_split unknown ('?'): {result.split_note}", file=sys.stderr)
     if output == "json":
         print(result.to_json())
         return
@@ -127,8 +158,16 @@ def predict(
     table = Table(header_style="bold")
     table.add_column("file", overflow="fold")
     table.add_column("predicted")
+    table.add_column("in_split")
     for cls in result.class_names:
         table.add_column(escape(cls), justify="right")
-    for f, predicted, row in zip(result.files, result.predicted, result.proba, strict=True):
-        table.add_row(escape(str(f)), escape(predicted), *(f"{float(p):.4f}" for p in row))
+    for i, (f, predicted, row) in enumerate(
+        zip(result.files, result.predicted, result.proba, strict=True)
+    ):
+        table.add_row(
+            escape(str(f)),
+            escape(predicted),
+            result.split_of(i),
+            *(f"{float(p):.4f}" for p in row),
+        )
     console.print(table)

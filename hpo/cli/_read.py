@@ -142,6 +142,10 @@ def status(
             f"dataset: {ds.get('source')} sha256 {str(ds.get('sha256'))[:12]}  ({counts})",
             markup=False,
         )
+    if info.get("executor"):
+        from hpo.executors import executor_line
+
+        console.print(f"executor: {executor_line(info['executor'])}", markup=False)
     if info["best_value"] is not None:
         console.print(f"best {label} {info['best_value']:.4f} (trial {info['best_trial']})")
     if info["train_seconds"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,6 +27,25 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Sampler seed.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No live progress.")]
 
 
+def resume_command(command: str, study_file: Path, url: str, **flags: object) -> str:
+    """The command line that goes on where an interrupted one stopped, password hidden."""
+    from hpo.storage import redact
+
+    parts = ["hpo", command, str(study_file), "--storage", redact(url)]
+    for flag, value in flags.items():
+        if value is not None:
+            parts += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join(parts)
+
+
+def stop_interrupted(study: optuna.Study, exc: KeyboardInterrupt, resume: str) -> None:
+    """One line on what happened to the running trial and how to resume; exit 128 + signal."""
+    from hpo.worker import Interrupted, interrupted_line
+
+    print(interrupted_line(study, exc, resume), file=sys.stderr, flush=True)
+    raise typer.Exit(exc.exit_code if isinstance(exc, Interrupted) else 130) from None
+
+
 def print_run_summary(study: optuna.Study, states: dict[str, int], elapsed: float) -> None:
     from hpo.results import best_trial
     from hpo.summary import metric_label
@@ -35,7 +54,9 @@ def print_run_summary(study: optuna.Study, states: dict[str, int], elapsed: floa
     console.print(f"[bold]{escape(study.study_name)}[/]: this run {done} in {elapsed:.1f} s")
     best_t = best_trial(study)
     if best_t is None:
-        console.print("no completed trial yet")
+        from hpo.results import no_best_reason
+
+        console.print(no_best_reason(study))
         return
     console.print(f"best {metric_label(study)} {best_t.value:.4f} (trial {best_t.number})")
     table = Table(show_header=True, header_style="bold")
@@ -76,21 +97,37 @@ def run(
     )
     from hpo.studies import create_or_resume
 
-    study = create_or_resume(config, storage_url(storage, config), source=str(study_file))
+    url = storage_url(storage, config)
+    study = create_or_resume(config, url, source=str(study_file))
     n = config.budget.trials
     from hpo.console import RunProgress
     from hpo.worker import run_worker
 
+    finished: list[int] = []  # this run's finished trials, for the resume command's --trials
     t0 = time.perf_counter()
-    with RunProgress(study, n_trials=n, config=config, console=console, enabled=not quiet) as prog:
-        summary = run_worker(
-            config,
-            study,
-            n_trials=n,
-            timeout=config.budget.timeout,
-            on_epoch=prog.on_epoch,
-            callbacks=[prog.on_trial],
+    try:
+        with RunProgress(
+            study, n_trials=n, config=config, console=console, enabled=not quiet
+        ) as prog:
+            summary = run_worker(
+                config,
+                study,
+                n_trials=n,
+                timeout=config.budget.timeout,
+                on_epoch=prog.on_epoch,
+                callbacks=[prog.on_trial, lambda _, t: finished.append(t.number)],
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM; the bar has stopped by now
+        resume = resume_command(
+            "run",
+            study_file,
+            url,
+            trials=max(n - len(finished), 1),
+            study_name=study_name,
+            sampler=sampler,
+            seed=seed,
         )
+        stop_interrupted(study, exc, resume)
     print_run_summary(study, summary.states, time.perf_counter() - t0)
 
 
@@ -119,7 +156,7 @@ def worker(
     at_least("--max-trials-per-process", max_trials_per_process, 1)
     config = load_config(study_file, trials=trials, storage=storage, study_name=study_name)
     from hpo.studies import create_or_resume
-    from hpo.worker import RECYCLE_EXIT_CODE, Interrupted, run_worker
+    from hpo.worker import RECYCLE_EXIT_CODE, run_worker
 
     url = storage_url(storage, config)
     study = create_or_resume(config, url, source=str(study_file))
@@ -134,10 +171,17 @@ def worker(
             timeout=config.budget.timeout,
             max_trials_per_process=max_trials_per_process,
         )
-    except Interrupted as exc:
-        # The running trial (if any) is already failed and queued again.
-        print(f"worker {worker_name or ''} stopped by {exc.signal_name}", file=sys.stderr)
-        raise typer.Exit(128 + int(signal.Signals[exc.signal_name])) from None
+    except KeyboardInterrupt as exc:  # the running trial (if any) is failed and queued again
+        resume = resume_command(
+            "worker",
+            study_file,
+            url,
+            trials=config.budget.trials,
+            worker_name=worker_name,
+            study_name=study_name,
+            max_trials_per_process=max_trials_per_process,
+        )
+        stop_interrupted(study, exc, resume)
     done = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items())) or "none"
     console.print(f"worker {escape(worker_name or '')} done: {done}")
     if summary.recycle:
@@ -147,10 +191,22 @@ def worker(
 @app.command()
 def launch(
     study_file: StudyFile,
-    gpus: Annotated[str, typer.Option("--gpus", help="all, none, or a list like 0,1,3.")] = "all",
+    on: Annotated[
+        str, typer.Option("--on", help="Where workers run: local, slurm, ray or k8s.")
+    ] = "local",
+    gpus: Annotated[
+        str,
+        typer.Option(
+            "--gpus", help="all, none, or a list like 0,1,3 (slurm, ray, k8s: all or none)."
+        ),
+    ] = "all",
     workers_per_gpu: Annotated[
         int, typer.Option("--workers-per-gpu", help="Worker processes per GPU (or CPU workers).")
     ] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="slurm, ray, k8s: worker slots to start (default 1)."),
+    ] = None,
     trials: Annotated[
         int | None, typer.Option("--trials", "-n", help="Total finished trials of the study.")
     ] = None,
@@ -166,10 +222,49 @@ def launch(
             help="Start a fresh worker process after this many trials (0: never).",
         ),
     ] = 20,
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="slurm: the partition.")
+    ] = None,
+    time_limit: Annotated[
+        str | None, typer.Option("--time", help="slurm: each task's time limit (D-HH:MM:SS).")
+    ] = None,
+    account: Annotated[str | None, typer.Option("--account", help="slurm: the account.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="ray: the cluster (auto, ray://HOST:PORT); default local."),
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="k8s: container image with hpo installed.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="k8s: namespace (default: default).")
+    ] = None,
+    job_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--job-dir",
+            help="slurm, k8s: folder for the script or manifests, on a file system the "
+            "nodes share (default storage/jobs/<study>).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="slurm, k8s: show the job (k8s: write it) but submit nothing."
+        ),
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="slurm, k8s: watch until the job ends.")
+    ] = False,
 ) -> None:
-    """Create or resume a study and run one worker per GPU slot until N trials finish."""
+    """Create or resume a study and run its workers (this host, Slurm, Ray or Kubernetes)
+    until N trials finish."""
+    from hpo import executors as ex
+
+    engine = ex.check_engine(on)
     at_least("--trials", trials, 1)
     at_least("--workers-per-gpu", workers_per_gpu, 1)
+    at_least("--workers", workers, 1)
     at_least("--max-trials-per-process", max_trials_per_process, 0)
     config = load_config(
         study_file,
@@ -179,29 +274,78 @@ def launch(
         sampler=sampler,
         seed=seed,
     )
-    from hpo.gpus import plan_slots
-    from hpo.launcher import launch_study
+    url = storage_url(storage, config)
+    plan, slots = ex.make_plan(
+        engine,
+        config,
+        url,
+        storage_flag=storage,
+        gpus=gpus,
+        workers_per_gpu=workers_per_gpu,
+        workers=workers,
+        per_process=max_trials_per_process or None,
+        job_dir=job_dir,
+    )
+    options: dict[str, Any] = {
+        "partition": partition,
+        "time_limit": time_limit,
+        "account": account,
+        "address": address,
+        "image": image,
+        "namespace": namespace,
+    }
+    # Every flag is checked before the study is touched.
+    ex.check_options(engine, options)
+    executor = None
+    if engine in ("slurm", "k8s") or dry_run:
+        executor = ex.make_executor(engine, plan, None, **options)
+    if dry_run:
+        if isinstance(executor, ex.K8sExecutor):
+            secret, _ = executor.write()
+            print(executor.render(), end="")
+            console.print(
+                f"# wrote {executor.job_path} and {secret} (the storage URL, mode 600); "
+                f"apply with: {' '.join(executor.apply_command())}",
+                markup=False,
+            )
+        elif executor is not None:
+            print(executor.render(), end="")
+        return
     from hpo.studies import create_or_resume
 
-    slots = plan_slots(gpus, workers_per_gpu)
-    url = storage_url(storage, config)
+    # The study exists before any worker starts: workers only resume it.
     study = create_or_resume(config, url, source=str(study_file))
+    if executor is None:
+        executor = ex.make_executor(
+            engine, plan, study, slots=slots, console=console, quiet=quiet, **options
+        )
+    where = ", ".join(s.name for s in slots) if slots is not None else f"{engine}"
     console.print(
-        f"{escape(study.study_name)}: {len(slots)} worker(s) on "
-        + ", ".join(s.name for s in slots)
-        + f", {config.budget.trials} trials in total"
+        f"{escape(study.study_name)}: {plan.workers} worker(s) on {escape(where)}, "
+        f"{config.budget.trials} trials in total"
     )
     t0 = time.perf_counter()
-    result = launch_study(
-        config,
-        study,
-        storage_url=url,
-        slots=slots,
-        budget=config.budget.trials,
-        console=console,
-        quiet=quiet,
-        per_process=max_trials_per_process or None,
-    )
+    started = executor.start()
+    if engine != "local":
+        console.print(f"{engine}: job {started.job_id}, {started.detail}", markup=False)
+    if not started.submitted:
+        return
+    ex.record_launch(study, started, plan.gpus)
+    if engine in ("slurm", "k8s") and not wait:
+        console.print(f"follow it with: hpo status {study.study_name}", markup=False)
+        return
+    try:
+        result = executor.wait()
+    except KeyboardInterrupt:
+        if engine in ("local", "ray"):
+            raise  # the supervisor has stopped its workers and said so
+        stop = (
+            f"scancel {started.job_id}"
+            if engine == "slurm"
+            else f"kubectl delete job {started.job_id}"
+        )
+        console.print(f"stopped watching; the job goes on ({stop} stops it)", markup=False)
+        raise typer.Exit(130) from None
     print_run_summary(study, {"FINISHED": result["finished"]}, time.perf_counter() - t0)
 
 

@@ -20,6 +20,7 @@ from hpo.html import render_page
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from hpo.export._calibration import Calibration, Reliability
     from hpo.export._evaluate import Estimate, TestMetrics
 
 _LAYOUT: dict[str, Any] = {
@@ -31,21 +32,30 @@ _LAYOUT: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class GradCamSample:
-    """One test image explained: its position in the test split, classes and overlay.
+    """One test image explained: where to find it, its classes and the overlay.
 
-    The card names test images by position only: file names of medical images
-    often carry patient identifiers.
+    ``name`` is the image's file relative to the dataset folder (or its index
+    in an ``.npz``), so a reader can open the original; the card warns that
+    file names may carry patient identifiers.
     """
 
-    index: int
+    index: int  # position in the test split
     true_class: int
     predicted_class: int
     probability: float
     png: bytes
+    name: str = ""
+    lime_png: bytes | None = None  # LIME of the same image, when drawn
 
     @property
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+    @property
+    def lime_uri(self) -> str | None:
+        if self.lime_png is None:
+            return None
+        return "data:image/png;base64," + base64.b64encode(self.lime_png).decode("ascii")
 
 
 # --------------------------------------------------------------------------
@@ -142,13 +152,67 @@ def _err(e: Estimate, *, upper: bool) -> float:
     return max(0.0, (e.high - e.value) if upper else (e.value - e.low))
 
 
-def card_figures(metrics: TestMetrics) -> list[tuple[str, str, go.Figure]]:
+def _reliability_trace(rel: Reliability, name: str) -> go.Bar:
+    import plotly.graph_objects as go
+
+    mids = [(a + b) / 2 for a, b in zip(rel.edges[:-1], rel.edges[1:], strict=True)]
+    return go.Bar(
+        x=mids,
+        y=[a if a is not None else 0.0 for a in rel.accuracy],
+        width=[b - a for a, b in zip(rel.edges[:-1], rel.edges[1:], strict=True)],
+        customdata=[
+            [c, m if m is not None else float("nan")]
+            for c, m in zip(rel.count, rel.confidence, strict=True)
+        ],
+        name=f"{name} (ECE {rel.ece:.3f})",
+        opacity=0.6,
+        hovertemplate="%{customdata[0]} images<br>mean confidence %{customdata[1]:.3f}"
+        "<br>accuracy %{y:.3f}<extra></extra>",
+    )
+
+
+def reliability_figure(calibration: Calibration) -> go.Figure:
+    """Accuracy per confidence bin against the diagonal a calibrated model would follow."""
+    import plotly.graph_objects as go
+
+    bins = len(calibration.before.count)
+    fig = go.Figure()
+    label = "as trained" if calibration.after is not None else "model"
+    fig.add_trace(_reliability_trace(calibration.before, label))
+    if calibration.after is not None:
+        fig.add_trace(_reliability_trace(calibration.after, f"T = {calibration.temperature:.3f}"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            line={"dash": "dot", "color": "#999"},
+            name="perfect calibration",
+            hoverinfo="skip",
+        )
+    )
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="overlay",
+        title=f"Reliability diagram (test split, {bins} equal-width bins)",
+    )
+    fig.update_xaxes(title="confidence (top-class probability)", range=[0, 1])
+    fig.update_yaxes(title="accuracy", range=[0, 1.02])
+    return fig
+
+
+def card_figures(
+    metrics: TestMetrics, calibration: Calibration | None = None
+) -> list[tuple[str, str, go.Figure]]:
     """(html id, heading, figure) for each figure of the card."""
-    return [
+    figures = [
         ("confusion", "Confusion matrix", confusion_figure(metrics)),
         ("roc", "ROC curves", roc_figure(metrics)),
         ("perclass", "Per-class metrics", per_class_figure(metrics)),
     ]
+    if calibration is not None:
+        figures.append(("reliability", "Calibration", reliability_figure(calibration)))
+    return figures
 
 
 # --------------------------------------------------------------------------
@@ -168,6 +232,7 @@ def render_card(
     metadata: dict[str, Any],
     metrics: TestMetrics,
     gradcam: list[GradCamSample],
+    calibration: Calibration | None = None,
 ) -> str:
     """The whole card as one HTML string.
 
@@ -188,7 +253,8 @@ def render_card(
         f"exported {metadata['created']}",
         nav=[("summary", "Summary"), ("use", "Intended use"), ("metrics", "Test metrics")],
         nav_after=[("gradcam", "Grad-CAM"), ("data", "Data"), ("model", "Model")],
-        figures=card_figures(metrics),
+        figures=card_figures(metrics, calibration),
+        calibration=calibration,
         meta=metadata,
         metrics=metrics,
         objective=objective,

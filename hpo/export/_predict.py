@@ -1,7 +1,9 @@
 """``hpo predict``: class probabilities for image files from an export folder.
 
 Images go through ``hpo.data``'s own decoder with the size and channels
-recorded at export, so a file is seen exactly as training saw it.
+recorded at export, so a file is seen exactly as training saw it. Each row
+says whether the image is one of the study's own (``in_split``: train, val,
+test, or ``-``), by the content hashes stored at export (``_splits``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hpo.data import IMAGE_SUFFIXES
 from hpo.errors import DataError, HpoError
+from hpo.export._integrity import METADATA_FILE
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,12 @@ class Predictions:
     files: list[Path]
     class_names: list[str]
     proba: np.ndarray  # (n, k)
+    in_split: list[str] = field(default_factory=list)  # train/val/test, "-" none, "?" unknown
+    split_note: str | None = None  # why in_split is unknown, when it is
+    temperature: float | None = None  # applied to the model's output, when exported calibrated
+
+    def split_of(self, i: int) -> str:
+        return self.in_split[i] if i < len(self.in_split) else "?"
 
     @property
     def predicted(self) -> list[str]:
@@ -34,11 +43,19 @@ class Predictions:
             {
                 "file": str(f),
                 "predicted": name,
+                "in_split": self.split_of(i),
                 "probabilities": {
                     c: round(float(p), 6) for c, p in zip(self.class_names, row, strict=True)
                 },
+                "calibration": (
+                    f"temperature scaling, T = {self.temperature:.6g}"
+                    if self.temperature is not None
+                    else "none"
+                ),
             }
-            for f, name, row in zip(self.files, self.predicted, self.proba, strict=True)
+            for i, (f, name, row) in enumerate(
+                zip(self.files, self.predicted, self.proba, strict=True)
+            )
         ]
 
     def to_json(self) -> str:
@@ -47,9 +64,11 @@ class Predictions:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["file", "predicted", *self.class_names])
-        for f, name, row in zip(self.files, self.predicted, self.proba, strict=True):
-            writer.writerow([str(f), name, *(f"{float(p):.6f}" for p in row)])
+        writer.writerow(["file", "predicted", "in_split", *self.class_names])
+        for i, (f, name, row) in enumerate(
+            zip(self.files, self.predicted, self.proba, strict=True)
+        ):
+            writer.writerow([str(f), name, self.split_of(i), *(f"{float(p):.6f}" for p in row)])
         return buf.getvalue()
 
 
@@ -95,6 +114,7 @@ def decode_images(files: Sequence[Path], input_shape: tuple[int, int, int]) -> n
 def predict_files(model_dir: str | Path, paths: Iterable[str | Path]) -> Predictions:
     """Verify and load the exported model, then classify every image."""
     from hpo.export._integrity import load_verified, read_metadata, verify_model_file
+    from hpo.export._splits import lookup, read_index
 
     # Cheap checks first: a tampered model or a bad image is refused before
     # TensorFlow starts.
@@ -102,8 +122,26 @@ def predict_files(model_dir: str | Path, paths: Iterable[str | Path]) -> Predict
     verified = verify_model_file(info)
     files = collect_images(paths)
     x = decode_images(files, info.input_shape)
+    index, note = read_index(info)
+    in_split = lookup(index, x)
     from hpo.training import configure_backend, predict_proba
 
     configure_backend()  # KERAS_BACKEND, else TensorFlow: a .keras file loads on any
     model = load_verified(info, verified)
-    return Predictions(files, info.class_names, predict_proba(model, x))
+    proba = predict_proba(model, x)
+    temperature = stored_temperature(info.metadata)
+    if temperature is not None:
+        from hpo.export._calibration import apply_temperature
+
+        proba = apply_temperature(proba, temperature)
+    return Predictions(files, info.class_names, proba, in_split, note, temperature)
+
+
+def stored_temperature(meta: dict[str, object]) -> float | None:
+    """The temperature recorded by ``hpo export --calibrate``, checked; None if not calibrated."""
+    t = meta.get("temperature")
+    if t is None:
+        return None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < float(t) < float("inf"):
+        raise HpoError(f"{METADATA_FILE}: 'temperature' must be a positive number, got {t!r}")
+    return float(t)

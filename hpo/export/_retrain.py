@@ -1,9 +1,10 @@
 """Pick the trial to export, check the data is the study's, retrain its parameters.
 
-The retrained model uses exactly the searched recipe: the study file stored
-on the study, the trial's full parameters (``params_full``, searched and
+The retrained model uses exactly the searched recipe: the trial's own record
+of it (``_recipe``: study-file sections and full parameters, searched and
 fixed alike) and the same dataset, whose fingerprint must match the one the
-search recorded, so the exported model is the one the search chose.
+search recorded. Whether it then scores what the trial scored is checked,
+not assumed (``_reproduce``).
 """
 
 from __future__ import annotations

@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpo.html import render_page, safe_filename, write_page
-from hpo.reports._extract import (
-    CampaignData,
-    StudyData,
-    list_campaigns,
-    load_campaign_data,
-    load_study_data,
-)
-from hpo.reports._figures import campaign_figures, study_figures
+from hpo.reports._campaign import CampaignData, list_campaigns, load_campaign_data
+from hpo.reports._campaign_figures import campaign_figures
+from hpo.reports._extract import StudyData, load_study_data
+from hpo.reports._figures import study_figures
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -48,6 +44,7 @@ def write_study_report(
         title=f"Study {data.name}",
         subtitle=f"hpo optimization report · generated {dt.datetime.now():%Y-%m-%d %H:%M}",
         nav=[("summary", "Summary"), ("dataset", "Dataset")],
+        nav_after=[("versions", "Reproducibility")],
         figures=figures,
         d=data,
         model=cfg.get("model") or {},

@@ -1,4 +1,8 @@
-"""Figures from report data: optuna.visualization where it draws them, ours elsewhere."""
+"""Study figures from report data: optuna.visualization where it draws them, ours elsewhere.
+
+Every figure's data is bounded (see ``_bounded``): a 10,000-trial study gives
+a page of a few MB. No figure sets a pixel width; each fills its card.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,23 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 from optuna import visualization as ov
 
-from hpo.reports._extract import (
-    CampaignData,
-    StudyData,
-    TimelineBar,
-    _in_memory,
-    importances,
-    mean_interval,
-    timeline,
+from hpo.reports._bounded import (
+    IMPORTANCE_TRIALS,
+    MAX_CURVES,
+    ContourInfo,
+    EdfInfo,
+    HistoryInfo,
+    ParallelInfo,
+    SliceInfo,
+    contour_info,
+    edf_info,
+    history_info,
+    parallel_info,
+    shown_note,
+    slice_info,
+    thin,
 )
+from hpo.reports._extract import StudyData, TimelineBar, _in_memory, importances, timeline
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,88 +46,72 @@ _LAYOUT = {
     "template": "plotly_white",
     "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
     "height": 420,
+    "autosize": True,
 }
+_SLICE_COLUMNS = 3
 
 
 def _style(fig: go.Figure, title: str) -> go.Figure:
-    fig.update_layout(title={"text": title}, **_LAYOUT)
+    # No fixed width (Optuna's slice plot sets 300 px per parameter): fill the card.
+    fig.update_layout(title={"text": title}, width=None, **_LAYOUT)
     return fig
 
 
 def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
     """(section id, title, figure) for every figure of a study report."""
     out: list[tuple[str, str, go.Figure]] = []
-    if not data.completed:
+    complete = data.completed
+    if not complete:
         return out
-    study = _in_memory(data.trials, data.direction, data.name)
+    maximize = data.direction == "maximize"
     label = data.metric_label  # the study's objective.metric, e.g. "macro F1"
     imp = importances(data)
-    ranked = list(imp)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    params = list(imp) or sorted(complete[0].params)
+    out.append(
+        (
+            "history",
+            "Optimization history",
+            history_figure(history_info(complete, maximize=maximize), label),
+        )
+    )
+    stepped = [t for t in data.trials if t.intermediate_values]
+    if stepped:
+        curves = thin(stepped, MAX_CURVES, maximize=maximize)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = ov.plot_intermediate_values(_in_memory(curves, data.direction, data.name))
+        title = f"Validation {label} per epoch (pruned trials stop early)"
+        title += shown_note(len(curves), len(stepped), "curves")
+        out.append(("curves", f"Per-epoch validation {label}", _style(fig, title)))
+    if imp:
+        note = shown_note(min(len(complete), IMPORTANCE_TRIALS), len(complete)).replace(
+            "first, last, best, each new best, evenly spaced", "spread evenly"
+        )
+        out.append(("importance", "Parameter importances", _importance_figure(imp, label, note)))
+    if params:
+        info = parallel_info(complete, params[:8], maximize=maximize)
+        out.append(("parallel", "Parallel coordinates", parallel_figure(info, label)))
         out.append(
             (
-                "history",
-                "Optimization history",
-                _style(
-                    ov.plot_optimization_history(study, target_name=label),
-                    f"{label[:1].upper()}{label[1:]} per trial, best so far",
-                ),
+                "slice",
+                "Slice plots",
+                slice_figure(slice_info(complete, params[:8], maximize=maximize), label),
             )
         )
-        if any(t.intermediate_values for t in data.trials):
-            out.append(
-                (
-                    "curves",
-                    f"Per-epoch validation {label}",
-                    _style(
-                        ov.plot_intermediate_values(study),
-                        f"Validation {label} per epoch (pruned trials stop early)",
-                    ),
-                )
-            )
-        if imp:
-            out.append(("importance", "Parameter importances", _importance_figure(imp, label)))
-        params = ranked or sorted(data.completed[0].params)
-        if params:
-            out.append(
-                (
-                    "parallel",
-                    "Parallel coordinates",
-                    _style(
-                        ov.plot_parallel_coordinate(study, params=params[:8]),
-                        "Parallel coordinates",
-                    ),
-                )
-            )
-            out.append(
-                (
-                    "slice",
-                    "Slice plots",
-                    _style(ov.plot_slice(study, params=params[:8]), "Slice plots"),
-                )
-            )
-        if len(params) >= 2:
-            out.append(
-                (
-                    "contour",
-                    "Contour of the two most important parameters",
-                    _style(
-                        ov.plot_contour(study, params=params[:2]),
-                        f"Contour: {params[0]} x {params[1]}",
-                    ),
-                )
-            )
+    if len(params) >= 2:
+        contour = contour_info(complete, params[0], params[1], maximize=maximize)
         out.append(
             (
-                "edf",
-                f"Empirical distribution of {label}",
-                _style(ov.plot_edf(study, target_name=label), f"Empirical distribution of {label}"),
+                "contour",
+                "Contour of the two most important parameters",
+                contour_figure(contour, label, maximize=maximize),
             )
         )
+    out.append(("edf", f"Empirical distribution of {label}", edf_figure(edf_info(complete), label)))
     bars = timeline(data)
     if bars:
-        out.append(("timeline", "Trials per worker", timeline_figure(bars)))
+        started = sum(1 for t in data.trials if t.datetime_start is not None)
+        out.append(("timeline", "Trials per worker", timeline_figure(bars, started)))
     best = data.best
     if best is not None:
         names = data.class_names or [str(i) for i in range(len(best.f1_per_class))]
@@ -136,16 +132,181 @@ def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
     return out
 
 
-def _importance_figure(imp: dict[str, float], label: str) -> go.Figure:
+def history_figure(info: HistoryInfo, label: str) -> go.Figure:
+    fig = go.Figure(
+        go.Scatter(
+            x=info.numbers,
+            y=info.values,
+            mode="markers",
+            name=label,
+            marker={"color": _PALETTE[0], "size": 5},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=info.best_numbers,
+            y=info.best_values,
+            mode="lines",
+            line={"shape": "hv", "color": _PALETTE[1]},
+            name="best so far",
+        )
+    )
+    if info.infeasible:
+        # A trial that broke a constraint is drawn apart: it can score high but is never best.
+        bad = set(info.infeasible)
+        pairs = [(n, v) for n, v in zip(info.numbers, info.values, strict=True) if n in bad]
+        fig.add_trace(
+            go.Scatter(
+                x=[n for n, _ in pairs],
+                y=[v for _, v in pairs],
+                mode="markers",
+                name="infeasible (constraint broken)",
+                marker={"color": "#b2182b", "size": 7, "symbol": "x"},
+            )
+        )
+    fig.update_xaxes(title="trial")
+    fig.update_yaxes(title=label)
+    title = f"{label[:1].upper()}{label[1:]} per trial, best so far"
+    return _style(fig, title + shown_note(info.shown, info.total))
+
+
+def edf_figure(info: EdfInfo, label: str) -> go.Figure:
+    fig = go.Figure(
+        go.Scatter(x=info.x, y=info.y, mode="lines", line={"color": _PALETTE[0], "shape": "hv"})
+    )
+    fig.update_xaxes(title=label)
+    fig.update_yaxes(title="share of trials at or below", range=[0, 1.02])
+    return _style(fig, f"Empirical distribution of {label} ({info.total:,} complete trials)")
+
+
+def parallel_figure(info: ParallelInfo, label: str) -> go.Figure:
+    dims: list[dict[str, object]] = [{"label": label, "values": info.values}]
+    for axis in info.axes:
+        dim: dict[str, object] = {"label": axis.name, "values": info.columns[axis.name]}
+        if axis.kind == "category":
+            dim["tickvals"] = list(range(len(axis.labels)))
+            dim["ticktext"] = list(axis.labels)
+        elif axis.kind == "log":
+            dim["label"] = f"{axis.name} (log10)"
+        dims.append(dim)
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={"color": info.values, "colorscale": "Blues", "showscale": True},
+            domain={"x": [0.0, 0.9]},  # the colour bar to the right of the last axis
+        )
+    )
+    fig = _style(fig, "Parallel coordinates" + shown_note(info.shown, info.total))
+    # Axis labels sit above the plot and tick labels beside the outer axes.
+    fig.update_layout(margin={"l": 70, "r": 70, "t": 90, "b": 40})
+    return fig
+
+
+def _axis_layout(kind: str) -> dict[str, object]:
+    return {"type": "category"} if kind == "category" else {"type": kind}
+
+
+def slice_figure(info: SliceInfo, label: str) -> go.Figure:
+    """One small scatter per parameter, wrapped in rows so it fits any card width."""
+    from plotly.subplots import make_subplots
+
+    n = len(info.axes)
+    cols = min(_SLICE_COLUMNS, n)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[a.name for a in info.axes],
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        vertical_spacing=0.22 / rows,
+    )
+    for k, axis in enumerate(info.axes):
+        row, col = k // cols + 1, k % cols + 1
+        fig.add_trace(
+            go.Scatter(
+                x=info.x[axis.name],
+                y=info.y[axis.name],
+                mode="markers",
+                marker={
+                    "size": 5,
+                    "color": info.numbers[axis.name],
+                    "colorscale": "Blues",
+                    "showscale": k == 0,
+                    "colorbar": {"title": "trial"},
+                    "line": {"width": 0.5, "color": "Grey"},
+                },
+                customdata=info.numbers[axis.name],
+                hovertemplate="trial %{customdata}<br>%{x}<br>%{y:.4f}<extra></extra>",
+                showlegend=False,
+            ),
+            row=row,
+            col=col,
+        )
+        fig.update_xaxes(row=row, col=col, **_axis_layout(axis.kind))
+    fig.update_yaxes(title=label, col=1)
+    fig = _style(fig, f"Slice plots{shown_note(info.shown, info.total)}")
+    fig.update_layout(height=max(420, 300 * rows))
+    return fig
+
+
+def contour_figure(info: ContourInfo, label: str, *, maximize: bool) -> go.Figure:
+    """The smoothed mean on a fixed grid, with the (thinned) trials and the best on top."""
+    fig = go.Figure(
+        go.Contour(
+            x=info.x_centers,
+            y=info.y_centers,
+            z=info.z,
+            colorscale="Blues",
+            reversescale=not maximize,
+            connectgaps=True,
+            contours={"coloring": "heatmap"},
+            colorbar={"title": label},
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=info.points_x,
+            y=info.points_y,
+            mode="markers",
+            marker={"size": 4, "color": "black", "opacity": 0.5},
+            customdata=info.points_value,
+            hovertemplate="%{x}, %{y}<br>%{customdata:.4f}<extra></extra>",
+            name="trials",
+            showlegend=False,
+        )
+    )
+    if info.best is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[info.best[0]],
+                y=[info.best[1]],
+                mode="markers",
+                marker={"size": 12, "color": "#d35400", "symbol": "star"},
+                name="best trial",
+                showlegend=False,  # the colour bar's place; the title names the star
+            )
+        )
+    fig.update_xaxes(title=info.x.name, **_axis_layout(info.x.kind))
+    fig.update_yaxes(title=info.y.name, **_axis_layout(info.y.kind))
+    grid = f"{len(info.x_centers)} x {len(info.y_centers)} grid of smoothed means, star: best"
+    return _style(
+        fig,
+        f"Contour: {info.x.name} x {info.y.name} ({grid}){shown_note(info.shown, info.total)}",
+    )
+
+
+def _importance_figure(imp: dict[str, float], label: str, note: str = "") -> go.Figure:
     names = list(imp)[::-1]
     fig = go.Figure(
         go.Bar(x=[imp[n] for n in names], y=names, orientation="h", marker_color=_PALETTE[0])
     )
     fig.update_xaxes(title="importance (PED-ANOVA)")
-    return _style(fig, f"Parameter importances for {label}")
+    return _style(fig, f"Parameter importances for {label}{note}")
 
 
-def timeline_figure(bars: Sequence[TimelineBar]) -> go.Figure:
+def timeline_figure(bars: Sequence[TimelineBar], total: int | None = None) -> go.Figure:
     fig = go.Figure()
     for state in sorted({b.state for b in bars}):
         mine = [b for b in bars if b.state == state]
@@ -164,7 +325,8 @@ def timeline_figure(bars: Sequence[TimelineBar]) -> go.Figure:
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(type="date", title="time")
     fig.update_yaxes(title="worker (device)")
-    return _style(fig, "Timeline of trials per worker")
+    note = shown_note(len(bars), total) if total is not None else ""
+    return _style(fig, f"Timeline of trials per worker{note}")
 
 
 def confusion_figure(matrix: list[list[int]], names: list[str]) -> go.Figure:
@@ -229,152 +391,3 @@ def roc_figure(curves: list[dict[str, object]], names: list[str]) -> go.Figure:
     fig.update_xaxes(title="false positive rate", range=[0, 1])
     fig.update_yaxes(title="true positive rate", range=[0, 1.02])
     return _style(fig, "One-vs-rest ROC curves of the best trial")
-
-
-# --------------------------------------------------------------------------
-# campaigns
-
-
-def _band(
-    fig: go.Figure,
-    x: list[float],
-    mean: list[float],
-    low: list[float],
-    high: list[float],
-    name: str,
-    color: str,
-) -> None:
-    fig.add_trace(
-        go.Scatter(
-            x=x + x[::-1],
-            y=high + low[::-1],
-            fill="toself",
-            fillcolor=color,
-            opacity=0.18,
-            line={"width": 0},
-            hoverinfo="skip",
-            showlegend=False,
-            legendgroup=name,
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=mean,
-            mode="lines",
-            name=name,
-            legendgroup=name,
-            line={"color": color, "width": 2},
-        )
-    )
-
-
-def campaign_figures(data: CampaignData) -> list[tuple[str, str, go.Figure]]:
-    out: list[tuple[str, str, go.Figure]] = []
-    finals = [r.final_best for r in data.runs if r.final_best is not None]
-    label = data.metric_label
-    # Every objective metric lives in [0, 1]; a t-interval from few repeats
-    # should not be drawn past it.
-    lo_clip, hi_clip = (
-        (0.0, 1.0) if finals and min(finals) >= 0 and max(finals) <= 1 else (-math.inf, math.inf)
-    )
-
-    def clip(values: list[float]) -> list[float]:
-        return [min(max(v, lo_clip), hi_clip) for v in values]
-
-    by_trial = go.Figure()
-    by_time = go.Figure()
-    for i, name in enumerate(data.samplers):
-        color = _PALETTE[i % len(_PALETTE)]
-        runs = [r for r in data.runs if r.sampler == name]
-        mean, low, high = mean_interval([r.best_by_trial for r in runs])
-        xs = list(range(1, len(mean) + 1))
-        keep = [j for j, m in enumerate(mean) if not math.isnan(m)]
-        _band(
-            by_trial,
-            [xs[j] for j in keep],
-            [mean[j] for j in keep],
-            clip([low[j] for j in keep]),
-            clip([high[j] for j in keep]),
-            name,
-            color,
-        )
-        horizon = max((r.best_by_time[-1][0] for r in runs if r.best_by_time), default=0.0)
-        if horizon > 0:
-            grid = [horizon * k / 60 for k in range(61)]
-            curves = [[_value_at(r.best_by_time, g) for g in grid] for r in runs]
-            m, lo, hi = mean_interval(curves)
-            keep = [j for j, v in enumerate(m) if not math.isnan(v)]
-            _band(
-                by_time,
-                [grid[j] for j in keep],
-                [m[j] for j in keep],
-                clip([lo[j] for j in keep]),
-                clip([hi[j] for j in keep]),
-                name,
-                color,
-            )
-    if data.target is not None:
-        for fig in (by_trial, by_time):
-            fig.add_hline(
-                y=data.target,
-                line_dash="dot",
-                line_color="#555",
-                annotation_text=f"target {data.target_fraction:.0%} of best",
-            )
-    by_trial.update_xaxes(title="finished trials")
-    by_trial.update_yaxes(title=f"best {label} so far")
-    out.append(
-        (
-            "by-trial",
-            "Best so far against trials",
-            _style(by_trial, f"Best {label} so far against trials (mean, 95% interval)"),
-        )
-    )
-    by_time.update_xaxes(title="wall-clock seconds since the study's first trial")
-    by_time.update_yaxes(title=f"best {label} so far")
-    out.append(
-        (
-            "by-time",
-            "Best so far against wall-clock time",
-            _style(by_time, f"Best {label} so far against time (mean, 95% interval)"),
-        )
-    )
-    box = go.Figure()
-    for i, name in enumerate(data.samplers):
-        box.add_trace(
-            go.Box(
-                y=data.summaries[name].final_values,
-                name=name,
-                boxpoints="all",
-                jitter=0.3,
-                marker_color=_PALETTE[i % len(_PALETTE)],
-            )
-        )
-    box.update_yaxes(title=f"final best {label}")
-    out.append(("final", f"Final best {label}", _style(box, f"Final best {label} per sampler")))
-    suggest = [(n, data.summaries[n].suggest_median) for n in data.samplers]
-    if any(v is not None for _, v in suggest):
-        bar = go.Figure(
-            go.Bar(
-                x=[n for n, _ in suggest],
-                y=[v or 0.0 for _, v in suggest],
-                marker_color=_PALETTE[0],
-                text=[f"{v * 1000:.1f} ms" if v is not None else "-" for _, v in suggest],
-                textposition="outside",
-            )
-        )
-        bar.update_yaxes(title="median seconds per suggestion", type="log")
-        out.append(
-            ("suggest", "Time per suggestion", _style(bar, "Time the sampler spends per trial"))
-        )
-    return out
-
-
-def _value_at(points: list[tuple[float, float]], t: float) -> float:
-    value = math.nan
-    for when, v in points:
-        if when > t:
-            break
-        value = v
-    return value

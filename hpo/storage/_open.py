@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import StorageError
+from hpo.storage import _optuna as optuna_private
 from hpo.storage._heartbeat import heartbeat_settings
+from hpo.storage._proxy import client_channel, parse_proxy_url
 from hpo.storage._requeue import RequeueFailedTrial
 from hpo.storage._url import normalize_url, redact
 
@@ -20,12 +22,28 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_recycle": 300}
 
 
+def _open_proxy(url: str) -> optuna.storages.BaseStorage:
+    """The gRPC proxy: plaintext as Optuna opens it, or TLS with the token (``?tls=1``)."""
+    import warnings
+
+    import optuna
+
+    address = parse_proxy_url(url)
+    channel = client_channel(address, url)
+    if channel is not None:
+        return optuna_private.proxy_client(address.host, address.port, channel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.GrpcStorageProxy(host=address.host, port=address.port)
+
+
 def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseStorage:
     """Open (creating if needed) the storage, with heartbeats for workers.
 
     With ``heartbeat`` a trial whose worker died is failed after the grace
     period and re-queued once with the same parameters.
     """
+    import time
     import warnings
 
     import optuna
@@ -33,10 +51,7 @@ def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseSt
 
     url = normalize_url(url)
     if url.startswith("grpc://"):
-        from optuna.storages import GrpcStorageProxy
-
-        host, _, port = url.removeprefix("grpc://").rpartition(":")
-        return GrpcStorageProxy(host=host, port=int(port))
+        return _open_proxy(url)
     kwargs: dict[str, Any] = {"engine_kwargs": _engine_kwargs(url)}
     if heartbeat:
         settings = heartbeat_settings()
@@ -46,9 +61,18 @@ def open_storage(url: str, *, heartbeat: bool = False) -> optuna.storages.BaseSt
             heartbeat_stale_trial_callback=RequeueFailedTrial(max_retry=1, cause="lost"),
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, **kwargs)
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, **kwargs)
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
+                # Workers starting together on an empty database race to create
+                # Optuna's tables: the loser sees "already exists" and retries.
+                if "already exists" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         reason = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
         raise StorageError(

@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import grpc
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -26,6 +29,11 @@ PRIVATE_NAMES = (
     "optuna.storages._heartbeat.BaseHeartbeat.record_heartbeat",
     "optuna.storages._heartbeat.BaseHeartbeat.get_heartbeat_interval",
     "optuna.storages.RDBStorage._get_stale_trial_ids",
+    "optuna.storages.GrpcStorageProxy._setup",
+    "optuna.storages._grpc.client.GrpcClientCache",
+    "optuna.storages._grpc.servicer.OptunaStorageProxyService",
+    "optuna.storages._grpc.auto_generated.api_pb2_grpc.StorageServiceStub",
+    "optuna.storages._grpc.auto_generated.api_pb2_grpc.add_StorageServiceServicer_to_server",
 )
 
 
@@ -96,3 +104,49 @@ def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     storage = storage_of(study)
     ids = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]
     return [storage.get_trial(i) for i in ids]
+
+
+def add_proxy_service(server: grpc.Server, storage: optuna.storages.BaseStorage) -> None:
+    """Serve ``storage`` on a gRPC server hpo built itself.
+
+    Optuna's ``run_grpc_proxy_server`` binds a plaintext port and takes no
+    interceptors; its servicer and the generated registration function are
+    the parts that let hpo add TLS and a token check around the same service.
+    """
+    from optuna.storages._grpc.auto_generated.api_pb2_grpc import (
+        add_StorageServiceServicer_to_server,
+    )
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)  # type: ignore[no-untyped-call]
+
+
+def proxy_client(
+    host: str, port: int, channel: Callable[[], grpc.Channel]
+) -> optuna.storages.BaseStorage:
+    """A ``GrpcStorageProxy`` on a channel hpo builds (TLS and the token).
+
+    ``GrpcStorageProxy`` always opens a plaintext channel in its private
+    ``_setup``; this subclass replaces that one method and keeps the rest
+    (requests, error mapping, the trial cache). ``channel`` is a factory
+    because Optuna calls ``_setup`` from its constructor.
+    """
+    import warnings
+
+    import optuna
+    from optuna.storages._grpc.auto_generated.api_pb2_grpc import StorageServiceStub
+    from optuna.storages._grpc.client import GrpcClientCache
+
+    class _ChannelProxy(optuna.storages.GrpcStorageProxy):
+        def __init__(self) -> None:
+            self._make_channel = channel
+            super().__init__(host=host, port=port)
+
+        def _setup(self) -> None:
+            self._channel = self._make_channel()
+            self._stub = StorageServiceStub(self._channel)  # type: ignore[no-untyped-call]
+            self._cache = GrpcClientCache(self._stub)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _ChannelProxy()

@@ -42,7 +42,14 @@ def _transient_rpc(exc: Exception) -> bool:
         return True
     details = str(exc.details()) if callable(getattr(exc, "details", None)) else ""  # type: ignore[attr-defined]
     return code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and any(
-        word in details for word in ("OperationalError", "InterfaceError", "StorageInternalError")
+        word in details
+        for word in (
+            "OperationalError",
+            "InterfaceError",
+            "StorageInternalError",
+            # Optuna's proxy words a failed commit (StorageInternalError) this way.
+            "exception is raised during the commit",
+        )
     )
 
 

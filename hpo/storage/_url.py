@@ -49,9 +49,9 @@ def normalize_url(url: str) -> str:
     import sqlalchemy as sa
 
     if url.startswith("grpc://"):
-        host, _, port = url.removeprefix("grpc://").rpartition(":")
-        if not host or not port.isdigit():
-            raise StorageError(f"storage: '{redact(url)}' must look like grpc://HOST:PORT")
+        from hpo.storage._proxy import parse_proxy_url
+
+        parse_proxy_url(url)  # grpc://HOST:PORT, with ?tls=1 for a secured proxy
         return url
     try:
         parsed = sa.make_url(url)
@@ -60,14 +60,14 @@ def normalize_url(url: str) -> str:
             f"storage: '{redact(url)}' is not a valid database URL; examples: "
             "sqlite:///storage/hpo.db, postgresql://user@host:5432/db, mysql://user@host/db"
         ) from None
+    if parsed.drivername in _DRIVERS:  # before the check: postgres:// is not a dialect name
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
         raise StorageError(
             f"storage: unsupported database '{backend}' in '{redact(url)}'; "
             "use sqlite, postgresql or mysql"
         )
-    if parsed.drivername in _DRIVERS:
-        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return str(parsed.render_as_string(hide_password=False))

@@ -143,15 +143,32 @@ _FIX = {
 }
 
 
+def _both_tensorflows() -> bool:
+    """tensorflow-cpu and tensorflow both installed: one's files overwrote the other's."""
+    try:
+        importlib.metadata.version("tensorflow-cpu")
+        importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def diagnose_gpu(
     backend: str,
     visible: str,
     *,
     cuda_build: bool,
     cards: list[tuple[str, str, str]] | None,
+    both_tensorflows: bool = False,
 ) -> str:
     """Why ``backend`` sees no GPU although ``CUDA_VISIBLE_DEVICES=visible`` gave it one."""
     given = f"CUDA_VISIBLE_DEVICES={visible} gives this worker a GPU, but"
+    if not cuda_build and backend == "tensorflow" and both_tensorflows:
+        return (
+            f"{given} tensorflow-cpu's files overwrote the CUDA build of tensorflow (both are "
+            "installed); pip uninstall -y tensorflow-cpu && pip install --force-reinstall "
+            "--no-deps 'tensorflow==2.21.*'"
+        )
     if not cuda_build:
         build = "tensorflow-cpu" if backend == "tensorflow" else f"the {backend} build"
         return f"{given} {build} is CPU-only; {_FIX[backend]}"
@@ -190,7 +207,13 @@ def check_gpu(backend: str | None = None, visible: str | None = None) -> None:
     if _gpus(name):
         return
     raise ConfigError(
-        diagnose_gpu(name, visible, cuda_build=_cuda_build(name), cards=_nvidia_smi())
+        diagnose_gpu(
+            name,
+            visible,
+            cuda_build=_cuda_build(name),
+            cards=_nvidia_smi(),
+            both_tensorflows=_both_tensorflows(),
+        )
     )
 
 

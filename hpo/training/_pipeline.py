@@ -71,15 +71,55 @@ def _tf_dataset(
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment:
-        flip = tf.keras.layers.RandomFlip("horizontal", seed=seed)
-        rot = tf.keras.layers.RandomRotation(0.05, seed=seed)
-
-        def aug(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            images = tf.cast(images, tf.float32)
-            return rot(flip(images, training=True), training=True), labels
-
-        ds = ds.map(aug, num_parallel_calls=parallel_calls)
+        # One seed per batch from a seeded stream that changes each epoch, and
+        # stateless random ops: a parallel map then gives the same images
+        # whatever order its threads run in. (Keras' random layers draw from
+        # one shared state variable, which parallel calls advance in any order.)
+        # So a trial retrained with its seed on the same machine gives the same
+        # numbers on CPU. On a GPU, cuDNN may sum in another order from run to
+        # run (op determinism is off: it slows training), so scores can differ
+        # slightly; `hpo export` measures and reports any difference.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda batch, s: (augment_batch(batch[0], s), batch[1]),
+            num_parallel_calls=parallel_calls,
+            deterministic=True,
+        )
     return ds.prefetch(prefetch) if prefetch != 0 else ds
+
+
+ROTATION = 0.05  # a fraction of a full turn: up to +-18 degrees
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Random horizontal flips and small rotations (reflected borders), a pure
+    function of the images and ``seed``: the same batch and seed give the same result.
+
+    The same transforms as ``keras.layers.RandomFlip("horizontal")`` and
+    ``RandomRotation(ROTATION)``, written with TensorFlow's stateless ops.
+    """
+    import keras
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    flip_seed = tf.random.experimental.stateless_fold_in(pair, 1)
+    turn_seed = tf.random.experimental.stateless_fold_in(pair, 2)
+    images = tf.image.stateless_random_flip_left_right(images, seed=flip_seed)
+    n = tf.shape(images)[0]
+    angle = tf.random.stateless_uniform(
+        [n], seed=turn_seed, minval=-ROTATION * 2 * np.pi, maxval=ROTATION * 2 * np.pi
+    )
+    h = tf.cast(tf.shape(images)[1], tf.float32) - 1.0
+    w = tf.cast(tf.shape(images)[2], tf.float32) - 1.0
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    x_off = (w - (cos * w - sin * h)) / 2.0
+    y_off = (h - (sin * w + cos * h)) / 2.0
+    zero = tf.zeros_like(angle)
+    transform = tf.stack([cos, -sin, x_off, sin, cos, y_off, zero, zero], axis=1)
+    return keras.ops.image.affine_transform(
+        images, transform, interpolation="bilinear", fill_mode="reflect"
+    )
 
 
 def array_batches(
@@ -99,11 +139,13 @@ def array_batches(
             super().__init__()
             self.epoch = 0
             self.order = self._order()
+            # Called in batch order from one thread, so its seeded layers draw
+            # the same numbers on every run.
             self.augmenter = (
                 keras.Sequential(
                     [
                         keras.layers.RandomFlip("horizontal", seed=seed),
-                        keras.layers.RandomRotation(0.05, seed=seed),
+                        keras.layers.RandomRotation(ROTATION, seed=seed),
                     ]
                 )
                 if augment

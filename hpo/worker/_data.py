@@ -1,4 +1,7 @@
-"""The dataset a worker trains on, checked before any trial starts."""
+"""The dataset a worker trains on, checked before any trial starts.
+
+A benchmark study (``objective.benchmark``) has none: nothing is decoded for it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,52 @@ if TYPE_CHECKING:
 
     from hpo.config import StudyConfig
     from hpo.data import Dataset
+
+
+def check_inputs(config: StudyConfig) -> None:
+    """What a study needs before it is created: data that decodes and feeds its batches.
+
+    A benchmark study evaluates a function and needs no data.
+    """
+    if config.objective.benchmark is None:
+        warn_small_validation(prepare_dataset(config))
+
+
+MIN_VAL_PER_CLASS = 10
+"""Below this many validation images of a class, one image moves macro F1 a lot."""
+
+
+def warn_small_validation(dataset: Dataset) -> None:
+    """One stderr line when a class has too few validation images to score it.
+
+    With 2 validation images of a class, one prediction moves its F1 by 0.5 and
+    macro F1 by 0.5 / n_classes: the search would chase noise.
+    """
+    counts = dataset.val.counts(dataset.n_classes)
+    if min(counts, default=MIN_VAL_PER_CLASS) >= MIN_VAL_PER_CLASS:
+        return
+    import sys
+
+    per_class = ", ".join(f"{n} {c}" for c, n in zip(dataset.class_names, counts, strict=True))
+    print(
+        f"warning: the validation split holds {per_class}; a class with fewer than "
+        f"{MIN_VAL_PER_CLASS} images makes macro F1 noisy (one image moves it a lot): raise "
+        "dataset.val_fraction (k-fold cross-validation is not available yet)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _check_constraints(config: StudyConfig, dataset: Dataset) -> None:
+    """Recall floors name classes, which only the loaded data knows."""
+    from hpo.errors import ConfigError
+
+    for name in config.objective.constraints.min_recall:
+        if name not in dataset.class_names:
+            raise ConfigError(
+                f"objective.constraints.min_recall: unknown class '{name}'; "
+                f"classes: {', '.join(dataset.class_names)}"
+            )
 
 
 def prepare_dataset(config: StudyConfig) -> Dataset:
@@ -28,6 +77,7 @@ def prepare_dataset(config: StudyConfig) -> Dataset:
             f"dataset: {len(dataset.train)} training images are fewer than the smallest "
             f"batch_size {smallest_batch}; add images or lower batch_size"
         )
+    _check_constraints(config, dataset)
     return dataset
 
 

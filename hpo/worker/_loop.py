@@ -115,17 +115,7 @@ def run_worker(
     itself with one of fixed duration).
     """
     if objective is None:
-        from hpo.gpus import physical_device
-        from hpo.training import configure_tensorflow, device_name
-
-        configure_tensorflow()  # first, so TensorFlow's start-up notices stay quiet
-        from hpo.objective import Objective
-        from hpo.worker._data import prepare_dataset_and_fingerprint
-
-        dataset = prepare_dataset_and_fingerprint(study, config)
-        objective = Objective(
-            config, dataset, worker=worker, device=physical_device(device_name()), on_epoch=on_epoch
-        )
+        objective = _objective_for(config, study, worker=worker, on_epoch=on_epoch)
     with quiet_optuna():
         return _loop(
             config,
@@ -139,6 +129,39 @@ def run_worker(
             storage_url=storage_url,
             max_trials_per_process=max_trials_per_process,
         )
+
+
+def _objective_for(
+    config: StudyConfig, study: optuna.Study, *, worker: str | None, on_epoch: EpochListener | None
+) -> Callable[[optuna.Trial], float]:
+    """The study's own objective: its benchmark problem, or image training on its data.
+
+    A benchmark study never imports a Keras backend nor decodes any data.
+    """
+    if config.objective.benchmark is not None:
+        from hpo.benchmarks import BenchmarkObjective, get_problem
+
+        return BenchmarkObjective(
+            get_problem(config.objective.benchmark),
+            seconds=config.objective.seconds,
+            trial_timeout=config.training.trial_timeout,
+            worker=worker,
+            on_epoch=on_epoch,
+        )
+    from hpo.gpus import physical_device
+    from hpo.training import check_gpu, configure_backend, device_name
+
+    # First, before anything imports Keras: the study file's backend, quiet start-up.
+    configure_backend(config.training.backend)
+    # A worker given a GPU its backend cannot see stops here, before any trial exists.
+    check_gpu(config.training.backend)
+    from hpo.objective import Objective
+    from hpo.worker._data import prepare_dataset_and_fingerprint
+
+    dataset = prepare_dataset_and_fingerprint(study, config)
+    return Objective(
+        config, dataset, worker=worker, device=physical_device(device_name()), on_epoch=on_epoch
+    )
 
 
 def _loop(
@@ -203,6 +226,8 @@ def _loop(
                 reason = f"interrupted ({name}); re-queued"
                 retrying(functools.partial(_requeue, study, trial, reason), "re-queue")
                 summary.stopped_reason = f"trial {trial.number} {reason}"
+                if isinstance(exc, Interrupted):
+                    exc.trial = trial.number  # named in the line the command prints
                 raise
             except BaseException as exc:
                 # A user error (HpoError) or a bug: record the trial as failed, then stop.

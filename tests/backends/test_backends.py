@@ -38,7 +38,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         cmd = [sys.executable, "-m", "tests.backends.scenario", backend, str(out), *saved]
         try:
             proc = subprocess.run(
-                cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400
+                cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900
             )
         except subprocess.TimeoutExpired as exc:
             results[backend] = f"timed out after {exc.timeout} s"

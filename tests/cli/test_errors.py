@@ -109,3 +109,38 @@ def test_version_and_help_show_flags_as_flags(capsys: pytest.CaptureFixture[str]
     assert "-q, --quiet" in out and "<bool>" not in out
     code, out, _ = run_cli(capsys, "export", "--help")
     assert "study file" not in " ".join(out.split())
+
+
+def test_launch_on_a_gpu_the_backend_cannot_see_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This machine has no GPU and a CPU-only TensorFlow: `--gpus 0` must not
+    # quietly train on the CPU.
+    db = tmp_path / "x.db"
+    code, _, err = run_cli(
+        capsys, "launch", str(write(tmp_path, TINY)), "--gpus", "0", "--storage", f"sqlite:///{db}"
+    )
+    assert code == 2
+    assert err.startswith("error: --gpus 0: CUDA_VISIBLE_DEVICES=0 gives this worker a GPU, but")
+    assert "CPU-only" in err and len(err.strip().splitlines()) == 1
+    assert not db.exists()
+
+
+def test_worker_given_a_gpu_it_cannot_see_takes_no_trial(tmp_path: Path) -> None:
+    from tests.helpers import hpo
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = hpo(
+        "worker",
+        str(write(tmp_path, TINY)),
+        "--storage",
+        url,
+        "--trials",
+        "2",
+        env={"CUDA_VISIBLE_DEVICES": "0"},
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "CUDA_VISIBLE_DEVICES=0 gives this worker a GPU, but" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert optuna.load_study(study_name="tiny", storage=url).trials == []

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import optuna
 
 from hpo import keys
 
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
 CLASSES = ["Mild_Demented", "Moderate_Demented", "Non_Demented"]
+MACHINE = {
+    "cpu": "AMD EPYC 9654 96-Core Processor",
+    "machine": "x86_64",
+    "system": "Linux 6.8.0",
+    "simd": ["avx", "avx2", "avx512f", "fma"],
+    "flags_sha256": "25fc08b1fed3d885",
+    "cpu_count": 16,
+    "usable_cpus": 8,
+    "thread_env": {"OMP_NUM_THREADS": "4"},
+}
 
 
 def build_study(
-    storage: str,
+    storage: str | BaseStorage,
     name: str,
     *,
     n_trials: int = 12,
@@ -28,6 +41,8 @@ def build_study(
     param_names: tuple[str, str] = ("learning_rate", "dropout"),
     metric: str = "macro_f1",
     direction: Literal["maximize", "minimize"] = "maximize",
+    optimum: float | None = None,
+    extra_params: int = 0,
 ) -> optuna.Study:
     rng = np.random.default_rng(seed)
     study = optuna.create_study(study_name=name, storage=storage, direction=direction)
@@ -57,6 +72,9 @@ def build_study(
             "input_shape": [32, 32, 3],
         },
     )
+    study.set_user_attr(keys.STUDY_MACHINE, MACHINE)
+    if optimum is not None:
+        study.set_user_attr(keys.STUDY_OPTIMUM, optimum)
     if campaign is not None:
         study.set_user_attr(keys.STUDY_CAMPAIGN, campaign)
         study.set_user_attr(keys.STUDY_REPEAT, repeat)
@@ -66,6 +84,10 @@ def build_study(
         lr_name: optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
         drop_name: optuna.distributions.FloatDistribution(0.0, 0.6),
         "batch_size": optuna.distributions.CategoricalDistribution([16, 32]),
+        **{
+            f"extra_{k}": optuna.distributions.FloatDistribution(0.0, 1.0)
+            for k in range(extra_params)
+        },
     }
     for i in range(n_trials):
         lr = float(10 ** rng.uniform(-5, -1))
@@ -110,7 +132,12 @@ def build_study(
         if state == optuna.trial.TrialState.FAIL:
             user[keys.FAIL_REASON] = "out of memory: <b>OOM</b>"
         trial = optuna.trial.create_trial(
-            params={lr_name: lr, drop_name: drop, "batch_size": 16 if i % 2 else 32},
+            params={
+                lr_name: lr,
+                drop_name: drop,
+                "batch_size": 16 if i % 2 else 32,
+                **{f"extra_{k}": float(rng.uniform()) for k in range(extra_params)},
+            },
             distributions=dists,
             value=value if state == optuna.trial.TrialState.COMPLETE else None,
             state=state,

@@ -78,21 +78,34 @@ def test_report_shows_best_value_and_counts(
         assert "macro F1" not in html
 
 
-def test_missing_attrs_and_empty_studies(sqlite_url: str) -> None:
+def test_missing_attrs_and_empty_studies(sqlite_url: str, tmp_path: Path) -> None:
     optuna.create_study(study_name="empty", storage=sqlite_url)
     data = load_study_data(sqlite_url, "empty")
     assert data.best is None and study_figures(data) == []
     plain = optuna.create_study(study_name="plain", storage=sqlite_url, direction="maximize")
     plain.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
-    path = write_study_report(sqlite_url, "plain", Path(sqlite_url[10:]).parent / "p.html")
-    assert path.exists()
-    assert write_study_report(sqlite_url, "empty", path).exists()
+    # Not created by hpo: no metrics, no study file; the page still shows Optuna's facts.
+    html = write_study_report(sqlite_url, "plain", tmp_path / "p.html").read_text()
+    best = plain.best_trial
+    assert f"<b>{best.value:.4f}</b><span>best macro F1 (trial {best.number})</span>" in html
+    assert "<b>4</b><span>trials</span>" in html
+    assert re.search(r'<td>complete</td><td class="num">4</td>', html)
+    empty = write_study_report(sqlite_url, "empty", tmp_path / "e.html").read_text()
+    assert "<b>–</b><span>no completed trial yet</span>" in empty
+    assert "<b>0</b><span>trials</span>" in empty and 'id="fig-' not in empty
 
 
 def test_postgres_study_report(postgres_url: str, tmp_path: Path) -> None:
-    build_study(postgres_url, "pg", n_trials=8)
-    path = write_study_report(postgres_url, "pg", tmp_path / "pg.html")
-    assert "Study pg" in path.read_text()
+    study = build_study(postgres_url, "pg", n_trials=8)
+    html = write_study_report(postgres_url, "pg", tmp_path / "pg.html").read_text()
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value or 0.0)
+    assert "Study pg" in html
+    assert f"<b>{best.value:.4f}</b><span>best macro F1 (trial {best.number})</span>" in html
+    assert "<b>8</b><span>trials</span>" in html
+    assert re.search(rf'<td>complete</td><td class="num">{len(complete)}</td>', html)
+    history = _figure_specs(html)["history"]["data"][0]
+    assert history["y"] == pytest.approx([t.value for t in complete])
 
 
 class _Scripts(HTMLParser):
@@ -141,3 +154,33 @@ def test_default_file_names_stay_in_reports(
     build_study(sqlite_url, "../../escape", n_trials=3)
     path = write_study_report(sqlite_url, "../../escape")
     assert path.resolve().parent == (tmp_path / "reports").resolve()
+
+
+def test_report_shows_what_the_numbers_depend_on(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study made by hpo records its machine (CPU model, vector instructions, threads)
+    next to the library versions, and the report shows them."""
+    from hpo import keys
+    from hpo.config import load_config
+    from hpo.storage import open_storage
+    from hpo.studies import make_study
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    config = load_config(REPO / "search_spaces" / "quickstart.yaml")
+    study = make_study(config, open_storage(sqlite_url))
+    machine = study.user_attrs[keys.STUDY_MACHINE]
+    assert machine["cpu"] and machine["cpu_count"] >= 1 and machine["usable_cpus"] >= 1
+    assert machine["thread_env"] == {"OMP_NUM_THREADS": "3"}
+    assert len(machine["flags_sha256"]) == 16
+    assert all(
+        f.startswith(("sse4", "avx", "fma", "f16c", "amx", "asimd", "sve", "neon"))
+        for f in machine["simd"]
+    )
+    html = write_study_report(sqlite_url, study.study_name, tmp_path / "m.html").read_text()
+    assert "<h2>What the numbers depend on</h2>" in html
+    assert f"<td>CPU</td><td>{machine['cpu']} ({machine['machine']}," in html
+    assert "OMP_NUM_THREADS=3" in html and machine["flags_sha256"] in html
+    if machine["simd"]:
+        assert " ".join(machine["simd"]) in html

@@ -33,3 +33,27 @@ def test_heartbeat_settings_are_read_when_opening(
     storage = open_storage(sqlite_url, heartbeat=True)
     assert storage.get_heartbeat_interval() == 7  # type: ignore[attr-defined]
     assert open_storage(sqlite_url).get_heartbeat_interval() is None  # type: ignore[attr-defined]
+
+
+def test_workers_opening_an_empty_database_together_all_succeed(postgres_url: str) -> None:
+    # Several hosts starting on a fresh database race to create Optuna's schema.
+    import threading
+
+    from hpo.storage import open_storage
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            open_storage(postgres_url)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

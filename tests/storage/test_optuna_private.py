@@ -99,3 +99,35 @@ def test_stale_trials_after_the_grace_period(beating: optuna.Study) -> None:
     assert private.stale_trials(beating) == []
     time.sleep(2.5)  # the grace period is measured by the database's clock: let it pass
     assert [t.number for t in private.stale_trials(beating)] == [trial.number]
+
+
+def test_proxy_service_and_client_on_hpo_built_channels(sqlite_url: str) -> None:
+    """``OptunaStorageProxyService``, ``add_StorageServiceServicer_to_server``,
+    ``GrpcStorageProxy._setup``, ``StorageServiceStub`` and ``GrpcClientCache``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    private.add_proxy_service(server, open_storage(sqlite_url))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    opened: list[grpc.Channel] = []
+
+    def channel() -> grpc.Channel:
+        opened.append(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        return opened[-1]
+
+    try:
+        client = private.proxy_client("127.0.0.1", port, channel)
+        assert isinstance(client, optuna.storages.GrpcStorageProxy)
+        study = optuna.create_study(study_name="proxied", storage=client)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        assert len(opened) == 1  # the client's one channel is the one hpo built
+        again = optuna.load_study(study_name="proxied", storage=sqlite_url)
+        assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 2
+        assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2  # the client's cache
+    finally:
+        for c in opened:
+            c.close()
+        server.stop(None)

@@ -94,3 +94,28 @@ def test_a_terminated_postgresql_connection_is_ridden_out(postgres_url: str) -> 
     finally:
         engine.dispose()
         admin.dispose()
+
+
+class _RpcError(Exception):
+    def __init__(self, code: object, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> object:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def test_proxy_errors_that_mean_the_database_blinked_are_retried() -> None:
+    import grpc
+
+    from hpo.storage._retry import _transient_rpc
+
+    unknown = grpc.StatusCode.UNKNOWN
+    assert _transient_rpc(_RpcError(grpc.StatusCode.UNAVAILABLE, "connection reset"))
+    assert _transient_rpc(_RpcError(unknown, "An exception is raised during the commit."))
+    assert _transient_rpc(_RpcError(unknown, "(psycopg.OperationalError) server closed"))
+    assert not _transient_rpc(_RpcError(unknown, "KeyError: no such study"))
+    assert not _transient_rpc(_RpcError(grpc.StatusCode.UNAUTHENTICATED, "OperationalError"))

@@ -30,13 +30,28 @@ def test_redact_hides_passwords() -> None:
     assert redact("sqlite:///storage/hpo.db") == "sqlite:///storage/hpo.db"
 
 
-def test_plain_urls_get_installed_drivers(tmp_path: Path) -> None:
-    assert normalize_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
-    assert normalize_url("mysql://u@h/db").startswith("mysql+pymysql://")
-    assert normalize_url("grpc://proxy:13000") == "grpc://proxy:13000"
+@pytest.mark.parametrize(
+    ("given", "opened"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql+psycopg://u:pw@h:5432/db"),
+        ("postgres://u:pw@h/db", "postgresql+psycopg://u:pw@h/db"),  # Heroku-style scheme
+        ("mysql://u@h/db?charset=utf8mb4", "mysql+pymysql://u@h/db?charset=utf8mb4"),
+        ("mariadb://u@h/db", "mysql+pymysql://u@h/db"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2://u@h/db"),  # a chosen driver
+        ("grpc://proxy:13000", "grpc://proxy:13000"),
+        ("sqlite:///:memory:", "sqlite:///%3Amemory%3A"),
+    ],
+)
+def test_plain_urls_get_installed_drivers(given: str, opened: str) -> None:
+    # The password must survive: this URL is what the engine connects with.
+    assert normalize_url(given) == opened
+
+
+def test_sqlite_file_folder_is_created(tmp_path: Path) -> None:
     nested = tmp_path / "a" / "b" / "x.db"
-    normalize_url(f"sqlite:///{nested}")
-    assert nested.parent.is_dir()
+    assert not nested.parent.exists()
+    assert normalize_url(f"sqlite:///{nested}") == f"sqlite:///{nested}"
+    assert nested.parent.is_dir() and not nested.exists()  # the folder, not the file
 
 
 @pytest.mark.parametrize("url", ["not a url", "oracle://u@h/db", "grpc://nohostport"])

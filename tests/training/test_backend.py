@@ -67,3 +67,18 @@ def test_config_accepts_only_known_backends() -> None:
     assert validate_config({**base, "training": {"backend": "jax"}}).training.backend == "jax"
     with pytest.raises(ConfigError, match=r"training\.backend"):
         validate_config({**base, "training": {"backend": "mxnet"}})
+
+
+def test_unset_backend_is_left_out_of_the_stored_config() -> None:
+    """Studies stored before training.backend existed resume unchanged."""
+    from hpo.config import validate_config
+
+    base = {
+        "study": {"name": "t"},
+        "dataset": {"source": "digits"},
+        "model": {"backbone": "small_cnn", "weights": "none"},
+    }
+    assert "backend" not in validate_config(base).to_dict()["training"]
+    stored = validate_config({**base, "training": {"backend": "torch"}}).to_dict()
+    assert stored["training"]["backend"] == "torch"
+    assert validate_config(stored).training.backend == "torch"

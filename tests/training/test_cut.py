@@ -77,12 +77,27 @@ def keras_backbone_output(model: object, base: object, images: np.ndarray) -> np
     return np.asarray(full.predict(images, verbose=0))
 
 
-def test_a_cut_inside_a_residual_block_moves_down() -> None:
+@pytest.mark.parametrize(
+    ("backbone", "unfrozen", "expected"),
+    [
+        # The top 12 layers start at block_15_add. The layer below them,
+        # block_15_project_BN, is inside block 15, whose shortcut runs from
+        # block_14_add to block_15_add: only the block's input separates the graph.
+        ("mobilenet_v2", 12, Cut(132, "block_14_add", "block_15_project_BN")),
+        ("mobilenet_v2", 40, Cut(105, "block_11_add", "block_12_project")),
+        # Inside conv5_block3 the cut moves to that block's input, conv5_block2_out.
+        ("resnet50", 9, Cut(163, "conv5_block2_out", "conv5_block3_1_conv")),
+        # Just below a block's output nothing bypasses: the cut stays.
+        ("mobilenet_v2", 3, Cut(149, "block_16_project_BN", "block_16_project_BN")),
+    ],
+)
+def test_a_cut_inside_a_residual_block_moves_to_the_blocks_input(
+    backbone: str, unfrozen: int, expected: Cut
+) -> None:
     from hpo.models import build_backbone
 
-    base = build_backbone("mobilenet_v2", (32, 32, 3), None)
-    # The top 12 layers end inside block_16; block_15's output feeds both its
-    # add and block_16's expansion, so the cut must move to a separating layer.
-    cut = find_cut(base, 12)
-    assert cut.moved, cut
-    assert cut.wanted is not None and cut.layer is not None
+    base = build_backbone(backbone, (32, 32, 3), None)
+    cut = find_cut(base, unfrozen)
+    assert cut == expected, f"top {unfrozen} of {backbone}: cut at {cut}, expected {expected}"
+    assert cut.moved is (expected.layer != expected.wanted)
+    assert [layer.name for layer in base.layers[1:]][cut.index] == cut.layer

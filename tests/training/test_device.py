@@ -134,7 +134,10 @@ def test_diagnose_gpu_names_each_cause() -> None:
     assert "update the NVIDIA driver" in mismatch
     cpu = diagnose_gpu("tensorflow", "0", cuda_build=False, cards=CARDS)
     assert "tensorflow-cpu is CPU-only" in cpu  # the build is checked before the cards
-    for message in (no_driver, missing, mismatch, cpu):
+    mixed = diagnose_gpu("tensorflow", "0", cuda_build=False, cards=CARDS, both_tensorflows=True)
+    assert "tensorflow-cpu's files overwrote the CUDA build" in mixed
+    assert "pip uninstall -y tensorflow-cpu" in mixed
+    for message in (no_driver, missing, mismatch, cpu, mixed):
         assert "\n" not in message
 
 

@@ -1,4 +1,4 @@
-"""A study whose trials need no training: the worker's own logic under test."""
+"""A benchmark study, whose trials need no training: the worker's own logic under test."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ from hpo.config import StudyConfig, validate_config
 from hpo.storage import open_storage
 from hpo.studies import make_study
 
-CONFIG = {
-    "study": {"name": "loop"},
-    "dataset": {"source": "digits", "image_size": 8, "channels": 1},
-    "model": {"backbone": "small_cnn", "weights": "none"},
-}
+CONFIG = {"study": {"name": "loop"}, "objective": {"benchmark": "branin"}}
 
 
 @pytest.fixture

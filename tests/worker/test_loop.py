@@ -62,3 +62,19 @@ def test_a_shared_budget_stops_the_worker(
     )
     assert summary.trials_run == 3
     assert finished_count(study) == 3
+
+
+def test_a_benchmark_study_gets_its_own_objective(config: StudyConfig, study: optuna.Study) -> None:
+    """No objective given: the worker builds the study's (Branin), no data, no training."""
+    from hpo import keys
+    from hpo.benchmarks import Branin
+
+    summary = run_worker(config, study, n_trials=3)
+    assert summary.trials_run == 3 and summary.states == {"COMPLETE": 3}
+    for t in study.trials:
+        assert set(t.params) == {"x1", "x2"}
+        assert t.value == Branin().evaluate(t.params)
+        assert t.user_attrs[keys.PARAMS_FULL] == t.params
+        assert t.user_attrs[keys.METRICS]["branin"] == t.value
+        assert t.intermediate_values == {0: t.value}
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
