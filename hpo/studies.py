@@ -250,7 +250,21 @@ def create_or_resume(config: StudyConfig, url: str, *, source: str | None = None
         if source and str(exc).startswith("dataset"):
             raise DataError(f"{source}: {exc}") from None
         raise
+    if source and config.objective.benchmark is None:
+        _warn_duplicates(config, source)
     return make_study(config, storage)
+
+
+def _warn_duplicates(config: StudyConfig, source: str) -> None:
+    """The audit's one-line summary when the data holds duplicates or leaks."""
+    import sys
+
+    from hpo.audit import study_warning
+    from hpo.worker import prepare_dataset
+
+    line = study_warning(prepare_dataset(config), source)  # decoded once per process
+    if line:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def load_existing(

@@ -121,3 +121,21 @@ def test_missing_study_names_the_storage(tmp_path: Path) -> None:
     with pytest.raises(HpoError) as err:
         load_existing(storage, "nope", where="sqlite:///x.db")
     assert str(err.value) == "no study named 'nope' in sqlite:///x.db; it holds no study"
+
+
+def test_creating_a_study_warns_about_duplicates_in_its_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hpo.studies import create_or_resume
+
+    npz = Path(__file__).resolve().parents[1] / "data" / "medmnist" / "breastmnist.npz"
+    data = {
+        "study": {"name": "breast"},
+        "dataset": {"source": "npz", "path": str(npz), "image_size": 28, "channels": 1},
+        "model": {"backbone": "small_cnn", "weights": "none"},
+        "search_space": {"batch_size": 16},
+    }
+    create_or_resume(validate_config(data), f"sqlite:///{tmp_path / 'x.db'}", source="b.yaml")
+    err = capsys.readouterr().err
+    assert "warning: audit: 1 exact duplicate(s) in 1 group(s), 140 near-duplicate group(s)" in err
+    assert "run 'hpo audit b.yaml' for details" in err

@@ -73,13 +73,14 @@ def evenly(trials: Sequence[FrozenTrial], limit: int) -> list[FrozenTrial]:
     return [ordered[int(i + 0.5)] for i in np.linspace(0, len(ordered) - 1, num=limit)]
 
 
-def shown_note(shown: int, total: int, what: str = "trials") -> str:
+def shown_note(
+    shown: int,
+    total: int,
+    what: str = "trials",
+    how: str = "first, last, best, each new best, evenly spaced",
+) -> str:
     """A title suffix saying a figure draws a subset, empty when it draws everything."""
-    if shown >= total:
-        return ""
-    return (
-        f" ({shown:,} of {total:,} {what} shown: first, last, best, each new best, evenly spaced)"
-    )
+    return "" if shown >= total else f" ({shown:,} of {total:,} {what} shown: {how})"
 
 
 # --------------------------------------------------------------------------
@@ -111,7 +112,9 @@ class Axis:
 def axis_of(name: str, trials: Sequence[FrozenTrial]) -> Axis:
     dists: list[BaseDistribution] = [t.distributions[name] for t in trials if name in t.params]
     if dists and isinstance(dists[-1], CategoricalDistribution):
-        return Axis(name, "category", labels=tuple(str(c) for c in dists[-1].choices))
+        labels = [str(c) for c in dists[-1].choices]
+        seen = {str(t.params[name]) for t in trials if name in t.params}
+        return Axis(name, "category", labels=tuple(labels + sorted(seen - set(labels))))
     values = [float(t.params[name]) for t in trials if name in t.params]
     log = bool(
         dists and isinstance(dists[-1], (FloatDistribution, IntDistribution)) and dists[-1].log

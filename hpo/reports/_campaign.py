@@ -171,15 +171,13 @@ def startup_only(runs: list[CampaignRun]) -> str | None:
     identical = all(
         len({tuple(r.values) for r in group}) == 1 for group in by_repeat.values() if len(group) > 1
     )
-    if longest <= largest or identical:
-        return (
-            "All samplers were still in their random start-up phase; no comparison is "
-            f"possible: run more than {max(largest, 1)} trials"
-            + (
-                f" (the longest study has {longest})."
-                if longest <= largest
-                else " (every sampler's trial values are identical in every repeat)."
-            )
+    head = "All samplers were still in their random start-up phase; no comparison is possible: "
+    if longest <= largest:
+        return head + f"run more than {largest} trials (the longest study has {longest})."
+    if identical:
+        return head + (
+            "every sampler's trial values are identical in every repeat; run more trials "
+            "than the samplers' random start-up" + (f" ({largest})." if largest else ".")
         )
     return None
 
@@ -199,33 +197,39 @@ def _regret(
     sign = -1.0 if maximize else 1.0
 
     def gap(run: CampaignRun, budget: int) -> float:
-        return max(0.0, sign * (run.best_by_trial[budget - 1] - optimum))
+        value = sign * (run.best_by_trial[budget - 1] - optimum)
+        return math.nan if math.isnan(value) else max(0.0, value)  # NaN: nothing complete yet
 
-    normalized = "random" in samplers
-    note = (
-        None
-        if normalized
-        else (
-            "No random-search studies in this campaign: regret is shown unnormalized "
-            "(distance to the optimum); add random to the samplers to normalize it."
+    def finite(name: str, budget: int) -> list[float]:
+        gaps = [gap(r, budget) for r in runs if r.sampler == name]
+        return [g for g in gaps if not math.isnan(g)]
+
+    scales = {b: statistics.median(finite("random", b) or [0.0]) for b in budgets}
+    normalized, note = True, None
+    if "random" not in samplers:
+        normalized, note = (
+            False,
+            (
+                "No random-search studies in this campaign: regret is shown unnormalized "
+                "(distance to the optimum); add random to the samplers to normalize it."
+            ),
         )
-    )
+    elif not all(v > 0 for v in scales.values()):
+        normalized, note = (
+            False,
+            (
+                "Random search's median regret is 0 at some budget (it reached the optimum): "
+                "regret is shown unnormalized."
+            ),
+        )
     points: list[RegretPoint] = []
     for budget in budgets:
-        scale = 1.0
-        if normalized:
-            scale = statistics.median(gap(r, budget) for r in runs if r.sampler == "random")
-            if not scale > 0:
-                note = f"Random search reached the optimum by {budget} trials; regret not scaled."
-                normalized, scale = False, 1.0
+        scale = scales[budget] if normalized else 1.0
         for name in samplers:
-            gaps = [gap(r, budget) for r in runs if r.sampler == name]
-            gaps = [g for g in gaps if not math.isnan(g)]
-            if not gaps:
-                continue
-            scaled = [g / scale for g in gaps]
-            mean, low, high = bootstrap_mean(scaled, seed=budget)
-            points.append(RegretPoint(name, budget, mean, low, high, scaled))
+            scaled = [g / scale for g in finite(name, budget)]
+            if scaled:
+                mean, low, high = bootstrap_mean(scaled, seed=budget)
+                points.append(RegretPoint(name, budget, mean, low, high, scaled))
     return points, normalized, note
 
 

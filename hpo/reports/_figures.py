@@ -84,9 +84,7 @@ def study_figures(data: StudyData) -> list[tuple[str, str, go.Figure]]:
         title += shown_note(len(curves), len(stepped), "curves")
         out.append(("curves", f"Per-epoch validation {label}", _style(fig, title)))
     if imp:
-        note = shown_note(min(len(complete), IMPORTANCE_TRIALS), len(complete)).replace(
-            "first, last, best, each new best, evenly spaced", "spread evenly"
-        )
+        note = shown_note(min(len(complete), IMPORTANCE_TRIALS), len(complete), how="spread evenly")
         out.append(("importance", "Parameter importances", _importance_figure(imp, label, note)))
     if params:
         info = parallel_info(complete, params[:8], maximize=maximize)
@@ -186,8 +184,10 @@ def parallel_figure(info: ParallelInfo, label: str) -> go.Figure:
         if axis.kind == "category":
             dim["tickvals"] = list(range(len(axis.labels)))
             dim["ticktext"] = list(axis.labels)
-        elif axis.kind == "log":
-            dim["label"] = f"{axis.name} (log10)"
+        elif axis.kind == "log":  # values are log10: label the decades
+            decades = range(math.floor(axis.low), math.ceil(axis.high) + 1)
+            dim["tickvals"] = list(decades)
+            dim["ticktext"] = [f"1e{k}" for k in decades]
         dims.append(dim)
     fig = go.Figure(
         go.Parcoords(
