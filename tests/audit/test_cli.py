@@ -143,7 +143,7 @@ def test_page_renders_in_chromium_with_every_thumbnail(
     out_dir = Path(os.environ.get("HPO_SCREENSHOT_DIR", tmp_path))
     out_dir.mkdir(parents=True, exist_ok=True)
     shot = out_dir / "audit.png"
-    expected, drawn, errors = render_page(page, shot)
+    expected, drawn, errors, _boxes = render_page(page, shot)
     assert (expected, drawn) == (0, 0), "the audit page has no plotly figures"
     assert errors == [], errors
     assert shot.stat().st_size > 10_000
