@@ -36,6 +36,11 @@ def _good_trials(name: str, seed: int, n_trials: int, direction: str = "maximize
     options: dict[str, int] = {"n_initial": 5} if name == "gpyopt" else {"n_startup_trials": 5}
     if name == "random":
         options = {}
+    # GPy and GPyOpt may draw from NumPy's global generator: fix it so the
+    # outcome does not depend on which tests ran before.
+    import numpy as np
+
+    np.random.seed(seed)
     sampler = make_sampler(name, seed=seed, **options)
     study = optuna.create_study(direction=direction, sampler=sampler)
     study.optimize(objective, n_trials=n_trials)
