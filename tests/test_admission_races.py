@@ -108,3 +108,18 @@ def test_a_budget_without_a_url_is_still_honoured(study: optuna.Study) -> None:
     study.tell(first.trial, 0.5)
     assert next_trial(study, None, 1, StaleTrials()).verdict is Verdict.DONE
     assert len(study.trials) == 1
+
+
+def test_failed_and_queued_trials_are_not_ahead_in_the_race(study: optuna.Study) -> None:
+    """Only finished and running trials hold a place; a failed one before does not."""
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    admitted = claim_by_number(study, 1, StaleTrials())
+    assert admitted.verdict is Verdict.RUN, "a failed trial took the budget's only place"
+
+
+def test_a_requeued_surplus_trial_records_why(study: optuna.Study) -> None:
+    raced = Overtaken(study, queued={"x": 0.5})
+    assert claim_by_number(raced, 1, StaleTrials()) == WAIT  # type: ignore[arg-type]
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.system_attrs["hpo:requeues"] == {"surplus": 1}
+    assert waiting.system_attrs["retry_history"] == [1]

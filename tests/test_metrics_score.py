@@ -112,3 +112,18 @@ def test_long_curves_keep_their_first_point() -> None:
     assert len(curve["fpr"]) == 60
     assert (curve["fpr"][0], curve["tpr"][0]) == (0.0, 0.0)
     assert (curve["fpr"][-1], curve["tpr"][-1]) == (1.0, 1.0)
+
+
+def test_support_and_constraint_values() -> None:
+    from hpo.metrics import constraint_values, support_per_class
+
+    confusion = [[2, 1, 0], [1, 1, 1], [0, 0, 0]]
+    assert support_per_class(confusion) == [3, 3, 0]
+    # Recall of "b" is 1/3: the floor 0.5 is missed by 0.1666666..., stored to 6 digits.
+    values = constraint_values(["a", "b", "c"], confusion, min_recall={"b": 0.5})
+    assert values == {"min_recall:b": 0.166667}
+    # A size cap needs both the cap and the model's size.
+    assert constraint_values(["a"], [[1]], min_recall={}, max_params=None, n_params=7) == {}
+    assert constraint_values(["a"], [[1]], min_recall={}, max_params=3, n_params=7) == {
+        "max_params": round(7 / 3 - 1, 6)
+    }

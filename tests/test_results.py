@@ -128,3 +128,30 @@ def test_best_trial_of_a_stored_study_skips_set_constraint_violations(sqlite_url
         study.tell(trial, value)
     chosen = best_trial(study)
     assert chosen is not None and (chosen.number, chosen.value) == (2, 0.8)
+
+
+def test_a_pruned_trial_with_a_value_is_never_best() -> None:
+    """Optuna stores a pruned trial's last reported value as its value."""
+    study = optuna.create_study(direction="maximize")
+    pruned = study.ask()
+    pruned.report(0.99, 0)
+    study.tell(pruned, state=P)
+    study.add_trial(create_trial(value=0.2))
+    assert study.trials[0].value == 0.99  # the premise
+    for best in (best_trial(study), best_of(study.trials, maximize=True)):
+        assert best is not None and best.number == 1, "the pruned trial's 0.99 was taken"
+
+
+def test_why_there_is_no_best_trial() -> None:
+    from hpo.results import no_best_reason
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(state=F))
+    study.add_trial(create_trial(state=P))
+    assert no_best_reason(study) == "no completed trial yet"
+    for value in (0.9, 0.8):
+        study.add_trial(create_trial(value=value, system_attrs={"constraints": [0.1]}))
+    assert best_trial(study) is None
+    assert no_best_reason(study) == (
+        "no feasible trial yet: all 2 complete trials broke a constraint (objective.constraints)"
+    )

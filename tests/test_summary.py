@@ -99,6 +99,7 @@ def test_list_studies(sqlite_url: str) -> None:
     assert [r["name"] for r in rows] == ["a", "b"]
     empty, built = rows
     assert (empty["complete"], empty["best_value"], empty["metric"]) == (0, None, "macro_f1")
+    assert [empty[k] for k in ("pruned", "fail", "running", "waiting")] == [0, 0, 0, 0]
     assert (built["complete"], built["pruned"], built["fail"]) == (5, 1, 1)
     assert built["metric"] == "weighted_f1" and built["backbone"] == "mobilenet_v2"
     assert (
@@ -248,3 +249,19 @@ def test_best_summary_names_classes_and_uses_the_full_parameters(sqlite_url: str
         {"class": "2", "f1": 0.25, "support": None},
     ]
     assert (info["train_seconds"], info["epochs"], info["confusion_matrix"]) == (12.5, 3, None)
+
+
+def test_states_that_do_not_occur_count_zero_and_unknowns_show_a_dash(sqlite_url: str) -> None:
+    study = optuna.create_study(study_name="plain", storage=sqlite_url, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    running = optuna.trial.create_trial(
+        state=TrialState.RUNNING, intermediate_values={0: 0.2, 1: 0.3, 2: 0.45}
+    )
+    study.add_trial(running)
+    (row,) = list_studies(optuna.storages.RDBStorage(sqlite_url))
+    counts = {k: row[k] for k in ("complete", "pruned", "fail", "running", "waiting")}
+    assert counts == {"complete": 1, "pruned": 0, "fail": 0, "running": 1, "waiting": 0}
+    info = study_status(study)
+    assert (info["sampler"], info["pruner"]) == ("-", "-")  # not created by hpo
+    (shown,) = info["running"]
+    assert (shown["epoch"], shown["last_f1"]) == (3, 0.45), "the last of three epochs"

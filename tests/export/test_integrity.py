@@ -148,6 +148,7 @@ def test_safe_mode_refuses_a_lambda(tmp_path: Path) -> None:
     with pytest.raises(HpoError, match="cannot be loaded in Keras safe mode") as err:
         load_model_safely(path, shown=Path("shown.keras"))
     assert str(err.value).startswith("shown.keras: ") and "\n" not in str(err.value)
+    assert "Lambda" in str(err.value), "the message should carry Keras' reason"
 
 
 @pytest.mark.parametrize(
@@ -164,3 +165,56 @@ def test_a_model_that_does_not_fit_its_metadata_is_refused(
     with pytest.raises(HpoError, match=r"but model\.json says") as err:
         load_exported(folder)
     assert f"model takes {shape} and gives {classes} classes" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("shape", "names"),
+    [((8, 12, 1), ["benign", "malignant"]), ((10, 6, 3), ["a", "b", "c"])],
+    ids=["two-classes-non-square", "rgb"],
+)
+def test_binary_rgb_and_non_square_exports_load(
+    tmp_path: Path, shape: tuple[int, int, int], names: list[str]
+) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    tiny_model(folder / MODEL_FILE, shape, len(names))
+    meta = {
+        "format": FORMAT,
+        "class_names": names,
+        "input_shape": list(shape),
+        "model_sha256": sha256_file(folder / MODEL_FILE),
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+    model, info = load_exported(folder)
+    assert info.input_shape == shape and info.class_names == names
+    assert model.output_shape == (None, len(names))
+
+
+def test_metadata_of_exactly_the_size_limit_is_read(tmp_path: Path) -> None:
+    folder = export_folder(tmp_path / "m")
+    text = (folder / METADATA_FILE).read_text()
+    limit = 16 * 1024 * 1024
+    (folder / METADATA_FILE).write_text(text + " " * (limit - len(text.encode())))
+    assert (folder / METADATA_FILE).stat().st_size == limit
+    assert read_metadata(folder).class_names == ["a", "b", "c"]
+
+
+def test_refusals_name_both_digests_and_the_keras_reason(tmp_path: Path) -> None:
+    folder = export_folder(tmp_path / "m")
+    info = read_metadata(folder)
+    (folder / MODEL_FILE).write_bytes(b"not a zip at all")
+    actual = hashlib.sha256(b"not a zip at all").hexdigest()
+    with pytest.raises(HpoError) as err:
+        verify_model_file(info)
+    assert f"sha256 {actual[:16]}… does not match {info.sha256[:16]}… recorded" in str(err.value)
+
+    # Bytes that match their recorded sha256 but are no Keras file: the message names the
+    # folder's file (not the private copy that was loaded) and Keras' own first line.
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    meta["model_sha256"] = actual
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(HpoError) as err:
+        load_exported(folder)
+    message = str(err.value)
+    assert message.startswith(f"{folder / MODEL_FILE}: cannot be loaded in Keras safe mode (")
+    assert message.endswith(")") and len(message.split("(", 1)[1]) > 10, message
