@@ -139,7 +139,9 @@ class StudyFacts:
 
 def study_facts(study: optuna.Study) -> StudyFacts:
     """Read the study's trials once and derive the shared facts from them."""
-    trials = study.get_trials(deepcopy=False)
+    from hpo.storage._optuna import read_trials
+
+    trials = read_trials(study)
     maximize = is_maximize(study)
     config = config_of(study)
     return StudyFacts(

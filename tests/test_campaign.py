@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,43 @@ def test_compare_end_to_end_and_rebuild(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0 and (tmp_path / "one.html").exists(), err
     code, _, err = run_cli(capsys, "report", "--campaign", "nope", "--storage", db)
     assert code == 2 and "no campaign named 'nope'" in err
+
+
+def test_sigterm_stops_the_whole_campaign(tmp_path: Path) -> None:
+    """A SIGTERM inside the first study ends the command; no later study is started."""
+    import optuna
+
+    from tests.helpers import write
+    from tests.processes import poll_study
+
+    study = {"study": {"name": "stop"}, "objective": {"benchmark": "branin", "seconds": 1.0}}
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    path = write(tmp_path, study)
+    args = ["compare", str(path), "--samplers", "random,tpe", "--repeats", "1", "--trials", "20"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("HPO_STORAGE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo", *args, "--storage", db, "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        poll_study(
+            db,
+            "stop.stop-compare.random.r0",
+            lambda ts: True if any(t.intermediate_values for t in ts) else None,
+            "the first study's first trial to report",
+            timeout=120,
+        )
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "campaign stop-compare interrupted (SIGTERM)" in out + err
+    names = [s.study_name for s in optuna.get_all_study_summaries(db)]
+    assert names == ["stop.stop-compare.random.r0"], "a later study was started"
+    trials = optuna.load_study(study_name=names[0], storage=db).trials
+    assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) < 20

@@ -423,17 +423,26 @@ def compare(
             f"{remaining} trial(s) to run in {escape(member.study_name)}"
         )
 
-    run_campaign(
-        config,
-        store,
-        campaign=name,
-        samplers=names,
-        repeats=repeats,
-        trials=n,
-        base_seed=seed,
-        run_member=run_member,
-        on_member=announce,
-    )
+    try:
+        run_campaign(
+            config,
+            store,
+            campaign=name,
+            samplers=names,
+            repeats=repeats,
+            trials=n,
+            base_seed=seed,
+            run_member=run_member,
+            on_member=announce,
+        )
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: no later study starts
+        from hpo.worker import Interrupted
+
+        signal_name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        console.print(
+            f"campaign {escape(name)} interrupted ({signal_name}); the same command resumes it"
+        )
+        raise typer.Exit(exc.exit_code if isinstance(exc, Interrupted) else 130) from None
     from hpo import reports
 
     path = reports.write_campaign_report(store, name, out)

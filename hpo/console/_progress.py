@@ -46,7 +46,8 @@ class RunProgress:
         self.study = study
         self.n_trials = n_trials
         self.enabled = enabled
-        self.label = label_of(config.objective.metric)
+        # A benchmark study's value is its problem's, not a classifier metric.
+        self.label = label_of(config.objective.benchmark or config.objective.metric)
         self.maximize = is_maximize(study)
         self.best: float | None = None
         self.epoch_text = ""

@@ -10,7 +10,10 @@ test (``tests/storage/test_optuna_private.py``), nowhere else.
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
+
+_UTC = datetime.timezone.utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,6 +37,12 @@ PRIVATE_NAMES = (
     "optuna.storages._grpc.servicer.OptunaStorageProxyService",
     "optuna.storages._grpc.auto_generated.api_pb2_grpc.StorageServiceStub",
     "optuna.storages._grpc.auto_generated.api_pb2_grpc.add_StorageServiceServicer_to_server",
+    "optuna.storages._rdb.models.TrialModel",
+    "optuna.storages._rdb.models.TrialParamModel",
+    "optuna.storages._rdb.models.TrialValueModel",
+    "optuna.storages._rdb.models.TrialIntermediateValueModel",
+    "optuna.storages._rdb.models.TrialUserAttributeModel",
+    "optuna.storages._rdb.models.TrialSystemAttributeModel",
 )
 
 
@@ -150,3 +159,124 @@ def proxy_client(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return _ChannelProxy()
+
+
+def sql_backend(study: optuna.Study) -> optuna.storages.RDBStorage | None:
+    """The RDB storage under the study's (a URL is opened wrapped in Optuna's cache)."""
+    import optuna
+
+    storage = storage_of(study)
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def read_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Every trial of the study, read in six plain queries where the storage is SQL.
+
+    Optuna's RDB storage builds an ORM object per row (about 0.7 ms per trial
+    with hpo's attributes: 7 s for a 10,000-trial report); reading the same
+    tables as rows and decoding each distribution once gives the same
+    ``FrozenTrial`` list (``tests/storage/test_optuna_private.py`` compares
+    them) in a fraction of that. Any other storage (journal, gRPC proxy) is
+    read through Optuna.
+    """
+    import json
+
+    import optuna
+    import sqlalchemy as sa
+    from optuna.distributions import json_to_distribution
+    from optuna.storages._rdb import models
+
+    backend = sql_backend(study)
+    if backend is None:
+        return list(study.get_trials(deepcopy=False))
+
+    trials_t = models.TrialModel.__table__
+    in_study = sa.select(trials_t.c.trial_id).where(trials_t.c.study_id == study._study_id)
+
+    def rows(model: Any, *columns: str) -> Any:
+        table = model.__table__
+        query = sa.select(*(table.c[c] for c in columns)).where(table.c.trial_id.in_(in_study))
+        return connection.execute(query)
+
+    with backend.engine.connect() as connection:
+        head = connection.execute(
+            sa.select(
+                trials_t.c.trial_id,
+                trials_t.c.number,
+                trials_t.c.state,
+                trials_t.c.datetime_start,
+                trials_t.c.datetime_complete,
+            )
+            .where(trials_t.c.study_id == study._study_id)
+            .order_by(trials_t.c.trial_id)
+        ).all()
+        ids = [r[0] for r in head]
+        values: dict[int, dict[int, float]] = {i: {} for i in ids}
+        value_of = models.TrialValueModel.stored_repr_to_value
+        for tid, objective, value, kind in rows(
+            models.TrialValueModel, "trial_id", "objective", "value", "value_type"
+        ):
+            values[tid][objective] = value_of(value, kind)
+        steps: dict[int, dict[int, float]] = {i: {} for i in ids}
+        step_of = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
+        for tid, step, value, kind in rows(
+            models.TrialIntermediateValueModel,
+            "trial_id",
+            "step",
+            "intermediate_value",
+            "intermediate_value_type",
+        ):
+            steps[tid][step] = step_of(value, kind)
+        params: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        dists: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        decoded: dict[str, Any] = {}
+        param_t = models.TrialParamModel.__table__
+        for tid, name, value, dist_json in connection.execute(
+            sa.select(
+                param_t.c.trial_id,
+                param_t.c.param_name,
+                param_t.c.param_value,
+                param_t.c.distribution_json,
+            )
+            .where(param_t.c.trial_id.in_(in_study))
+            .order_by(param_t.c.param_id)
+        ):
+            dist = decoded.get(dist_json)
+            if dist is None:
+                dist = decoded[dist_json] = json_to_distribution(dist_json)
+            params[tid][name] = dist.to_external_repr(value)
+            dists[tid][name] = dist
+        attrs: list[dict[int, dict[str, Any]]] = []
+        for model in (models.TrialUserAttributeModel, models.TrialSystemAttributeModel):
+            found: dict[int, dict[str, Any]] = {i: {} for i in ids}
+            for tid, key, text in rows(model, "trial_id", "key", "value_json"):
+                found[tid][key] = json.loads(text)
+            attrs.append(found)
+
+    def local(stamp: Any) -> Any:
+        # Stored as naive UTC; Optuna gives naive local time.
+        if stamp is None:
+            return None
+        return stamp.replace(tzinfo=_UTC).astimezone().replace(tzinfo=None)
+
+    out = []
+    for tid, number, state, start, complete in head:
+        by_objective = values[tid]
+        out.append(
+            optuna.trial.FrozenTrial(
+                number=number,
+                state=state,
+                value=None,
+                values=[by_objective[k] for k in sorted(by_objective)] or None,
+                datetime_start=local(start),
+                datetime_complete=local(complete),
+                params=params[tid],
+                distributions=dists[tid],
+                user_attrs=attrs[0][tid],
+                system_attrs=attrs[1][tid],
+                intermediate_values=steps[tid],
+                trial_id=tid,
+            )
+        )
+    return out

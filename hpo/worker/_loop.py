@@ -250,6 +250,9 @@ def _loop(
                 raise FatalError(
                     f"stopped after {guard.streak} failed trials in a row; last reason: {last}"
                 )
+        # A signal deferred while the last trial was told must still stop the caller
+        # (``hpo compare`` would otherwise start its next study).
+        signals.check()
     return summary
 
 

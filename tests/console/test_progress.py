@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from hpo.config import StudyConfig
 
 
-def _config(metric: str) -> StudyConfig:
-    return cast("StudyConfig", SimpleNamespace(objective=SimpleNamespace(metric=metric)))
+def _config(metric: str, benchmark: str | None = None) -> StudyConfig:
+    objective = SimpleNamespace(metric=metric, benchmark=benchmark)
+    return cast("StudyConfig", SimpleNamespace(objective=objective))
 
 
 def _shown(progress: RunProgress) -> str:
@@ -58,3 +59,13 @@ def test_best_follows_direction_and_metric(
     assert f"best {label} {best}" in shown
     assert f"trial 4 epoch 2/5 {label} 0.612" in shown
     assert "4/4" in shown and prog.done == 4
+
+
+def test_a_benchmark_study_names_its_problem_not_macro_f1() -> None:
+    study = optuna.create_study(study_name="b", direction="minimize")
+    config = _config("macro_f1", benchmark="branin")
+    prog = RunProgress(study, n_trials=1, config=config, console=Console(), enabled=False)
+    with prog:
+        prog.on_trial(study, _trial(0.5))
+    shown = _shown(prog)
+    assert "best branin 0.5000" in shown and "macro F1" not in shown

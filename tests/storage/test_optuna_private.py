@@ -131,3 +131,90 @@ def test_proxy_service_and_client_on_hpo_built_channels(sqlite_url: str) -> None
         for c in opened:
             c.close()
         server.stop(None)
+
+
+def _every_kind_of_trial(study: optuna.Study) -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.trial import create_trial
+
+    dists = {
+        "lr": FloatDistribution(1e-5, 1e-1, log=True),
+        "units": IntDistribution(16, 256, step=16),
+        "opt": CategoricalDistribution(("adam", None, True, 3)),
+        "drop": FloatDistribution(0.0, 0.5, step=0.1),
+    }
+    base = {"lr": 1e-3, "units": 64, "drop": 0.2}
+    for n, opt in enumerate(("adam", None, True, 3)):
+        study.add_trial(
+            create_trial(
+                value=[0.5, float("inf"), float("-inf"), -2.0][n],
+                params={**base, "opt": opt},
+                distributions=dists,
+                user_attrs={"f1_per_class": [0.1, 0.9], "nested": {"a": [1, None]}},
+                system_attrs={"hpo:recipe": {"seed": n}},
+                intermediate_values={0: 0.1, 1: float("nan"), 2: float("inf"), 5: -1.0},
+            )
+        )
+    study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={0: 0.3}))
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"fail_reason": "OOM"}))
+    study.enqueue_trial({"lr": 0.01})
+    running = study.ask({"lr": dists["lr"]})
+    running.set_user_attr("worker", "host:1")
+
+
+def _comparable(trial: Any) -> dict[str, Any]:
+    """FrozenTrial's fields with NaN made equal to itself."""
+    fields = dict(vars(trial))
+    fields["intermediate_values"] = {
+        k: ("nan" if v != v else v) for k, v in trial.intermediate_values.items()
+    }
+    return fields
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A local time zone 9 hours from UTC, where stored naive-UTC times must be converted."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("url_fixture", ["sqlite_url", "postgres_url", "mysql_url"])
+@pytest.mark.usefixtures("far_from_utc")
+def test_read_trials_gives_what_optuna_reads(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """The six-query read must give Optuna's own FrozenTrials, field by field."""
+    url = str(request.getfixturevalue(url_fixture))
+    study = optuna.create_study(study_name="fast", storage=url, direction="maximize")
+    other = optuna.create_study(study_name="other", storage=url)
+    other.add_trial(optuna.trial.create_trial(value=1.0))  # another study's rows stay out
+    _every_kind_of_trial(study)
+    loaded = optuna.load_study(study_name="fast", storage=url)
+    assert private.sql_backend(loaded) is not None, "a URL-opened study must take the SQL path"
+    fast = private.read_trials(loaded)
+    slow = optuna.load_study(study_name="fast", storage=url).get_trials(deepcopy=False)
+    assert [t.number for t in fast] == list(range(len(slow))) == [t.number for t in slow]
+    for mine, theirs in zip(fast, slow, strict=True):
+        assert _comparable(mine) == _comparable(theirs), f"trial {theirs.number} differs"
+
+
+def test_read_trials_of_a_multi_objective_study(sqlite_url: str) -> None:
+    study = optuna.create_study(storage=sqlite_url, directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 12.5]))
+    study.add_trial(optuna.trial.create_trial(values=[0.7, float("inf")]))
+    (first, second) = private.read_trials(study)
+    assert (first.values, second.values) == ([0.9, 12.5], [0.7, float("inf")])
+
+
+def test_read_trials_falls_back_to_optuna_off_sql(tmp_path: Any) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(storage=storage)
+    study.add_trial(optuna.trial.create_trial(value=3.0))
+    assert private.sql_backend(study) is None
+    assert [t.value for t in private.read_trials(study)] == [3.0]

@@ -70,3 +70,25 @@ def test_sigterm_during_a_trial_fails_and_requeues_it(
     assert failed.user_attrs[keys.FAIL_REASON] == "interrupted (SIGTERM); re-queued"
     assert queued.state == TrialState.WAITING
     assert queued.params == failed.params
+
+
+def test_a_signal_after_the_last_trial_is_not_lost(
+    config: StudyConfig, study: optuna.Study
+) -> None:
+    """SIGTERM while the last trial is being told: the caller must still see it.
+
+    ``hpo compare`` runs one study after another in one process; a signal that
+    ended a study's loop quietly would let the next study start.
+    """
+
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+
+    def after_tell(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        signal.raise_signal(signal.SIGTERM)  # between trials: deferred
+
+    with pytest.raises(Interrupted) as info:
+        run_worker(config, study, n_trials=1, objective=objective, callbacks=[after_tell])
+    assert info.value.signal_name == "SIGTERM"
+    (done,) = study.trials
+    assert done.state == TrialState.COMPLETE, "the finished trial keeps its result"
