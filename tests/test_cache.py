@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -128,16 +129,18 @@ def test_file_digest_follows_content(tmp_path: Path) -> None:
 # concurrent writers: real processes on one folder
 
 
-def _writer(directory: str, wait_timeout: float, log: str, start: float) -> None:
+def _writer(directory: str, wait_timeout: float, log: str, start: Any, computing: Any) -> None:
     cache_mod.clear_memory()
-    while time.time() < start:
-        time.sleep(0.001)
     cache = FeatureCache(directory, wait_timeout=wait_timeout)
+    start.wait(120)  # every process imported and ready: they ask at the same moment
 
     def compute() -> np.ndarray:
         with open(log, "a") as fh:
             fh.write(f"{os.getpid()}\n")
-        time.sleep(0.5)  # long enough for every other process to arrive and wait
+        if computing is not None:
+            computing.wait(120)  # without the lock, all compute at once
+        else:
+            time.sleep(0.5)  # long enough for every other process to arrive and wait
         return np.arange(200_000, dtype=np.float32).reshape(1000, 200)
 
     arr, source = cache.get_or_compute(PARTS, compute)
@@ -146,18 +149,23 @@ def _writer(directory: str, wait_timeout: float, log: str, start: float) -> None
         fh.write(f"{source}\n")
 
 
-def _run_writers(tmp_path: Path, n: int, wait_timeout: float) -> tuple[list[str], list[str]]:
+def _run_writers(
+    tmp_path: Path, n: int, wait_timeout: float, *, all_compute: bool = False
+) -> tuple[list[str], list[str]]:
     log = str(tmp_path / "computed.log")
     ctx = mp.get_context("spawn")
-    start = time.time() + 3.0  # spawned interpreters need a moment to import numpy
+    start = ctx.Barrier(n)
+    computing = ctx.Barrier(n) if all_compute else None
     procs = [
-        ctx.Process(target=_writer, args=(str(tmp_path / "c"), wait_timeout, log, start))
+        ctx.Process(
+            target=_writer, args=(str(tmp_path / "c"), wait_timeout, log, start, computing)
+        )
         for _ in range(n)
     ]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(180)
         assert p.exitcode == 0
     computed = Path(log).read_text().split()
     sources = Path(log + ".sources").read_text().split()
@@ -174,8 +182,8 @@ def test_concurrent_workers_compute_once(tmp_path: Path) -> None:
 def test_concurrent_writers_without_the_lock_never_corrupt(tmp_path: Path) -> None:
     # wait_timeout=0: nobody waits for the lock holder, so several compute and
     # rename over one another; every reader still sees a whole entry.
-    computed, sources = _run_writers(tmp_path, 4, wait_timeout=0)
-    assert len(computed) >= 2
+    computed, sources = _run_writers(tmp_path, 4, wait_timeout=0, all_compute=True)
+    assert len(computed) == 4
     assert len(sources) == 4
     cache_mod.clear_memory()
     arr = FeatureCache(tmp_path / "c").load(PARTS)

@@ -182,3 +182,32 @@ def test_changed_search_space_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "search_space.dropout.high 0.3 -> 0.5" in result.stderr, result.stderr
     assert len(optuna.load_study(study_name="tiny", storage=db).trials) == 0
+
+
+def test_resume_on_changed_images_is_refused(tmp_path: Path) -> None:
+    """The study recorded one set of images; a run on other pixels stops before training."""
+    import numpy as np
+
+    from hpo.config import validate_config
+    from hpo.data import load_dataset
+    from hpo.storage import open_storage
+    from hpo.studies import make_study, record_fingerprint
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(40, 8, 8), dtype=np.uint8)
+    labels = np.arange(40) % 2
+    npz = tmp_path / "scans.npz"
+    np.savez(npz, train_images=images, train_labels=labels)
+    data = {**TINY, "dataset": {"source": "npz", "path": str(npz), "image_size": 8, "channels": 1}}
+    config = validate_config(data)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    study = make_study(config, open_storage(db))
+    record_fingerprint(study, load_dataset(config.dataset).fingerprint())  # as a first run does
+
+    images[0, 0, 0] ^= 1  # one pixel of one image
+    np.savez(npz, train_images=images, train_labels=labels)
+    result = hpo("run", str(write(tmp_path, data)), "--storage", db)
+    assert result.returncode == 2, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "study 'tiny' was run on different data" in error and "Traceback" not in result.stderr
+    assert optuna.load_study(study_name="tiny", storage=db).trials == []

@@ -30,7 +30,7 @@ def test_errors_from_every_command_hide_the_password(tmp_path: Path) -> None:
         ["run", str(study_file), "--storage", BAD],
         ["worker", str(study_file)],
         ["launch", str(study_file), "--gpus", "none"],
-        ["studies", "--storage", BAD],
+        ["studies"],  # the URL only from $HPO_STORAGE
         ["status", "s", "--storage", BAD],
         ["best", "s", "--storage", BAD],
         ["report", "s", "--storage", BAD],

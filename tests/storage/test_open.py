@@ -19,9 +19,14 @@ def test_unreachable_database_hides_password() -> None:
 def test_storage_is_optuna_compatible(storage_url: str) -> None:
     storage = open_storage(storage_url, heartbeat=True)
     study = optuna.create_study(study_name="compat", storage=storage, direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=2)
+    # Plain Optuna, opening the URL itself, reads back what hpo's storage wrote.
     again = optuna.load_study(study_name="compat", storage=storage_url)
-    assert len(again.trials) == 2
+    assert [(t.number, t.state, t.params, t.value) for t in again.trials] == [
+        (t.number, t.state, t.params, t.value) for t in study.trials
+    ]
+    assert all(t.value == t.params["x"] ** 2 for t in again.trials)
+    assert again.direction == optuna.study.StudyDirection.MAXIMIZE
 
 
 def test_heartbeat_settings_are_read_when_opening(
@@ -57,3 +62,9 @@ def test_workers_opening_an_empty_database_together_all_succeed(postgres_url: st
     for t in threads:
         t.join()
     assert errors == []
+    # The schema the racers built is whole: a study can be created and used on it.
+    study = optuna.create_study(study_name="after-race", storage=open_storage(postgres_url))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert optuna.load_study(study_name="after-race", storage=postgres_url).trials[0].value == (
+        study.trials[0].params["x"]
+    )

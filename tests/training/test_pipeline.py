@@ -17,10 +17,14 @@ def test_balanced_class_weights() -> None:
 
 def test_a_nested_part_pauses_the_outer_one() -> None:
     timing = Timing()
+    wall = time.perf_counter()
     with timing("fit"):
         time.sleep(0.02)
         with timing("predict"):
             time.sleep(0.05)
-    assert timing.get("predict") >= 0.05
-    assert 0.02 <= timing.get("fit") < 0.05
+    wall = time.perf_counter() - wall
+    assert timing.get("predict") >= 0.05 and timing.get("fit") >= 0.02
+    # Paused: the two parts add up to the block's wall time (not fit + predict twice over),
+    # however slow a busy machine makes the sleeps.
+    assert timing.get("fit") + timing.get("predict") <= wall + 1e-3
     assert timing.get("never") == 0.0
